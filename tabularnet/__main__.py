@@ -1,0 +1,3 @@
+from tabularnet.cli import main
+
+main()

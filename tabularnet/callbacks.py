@@ -1,0 +1,36 @@
+"""Lightning callbacks of the CLI: the predictions file writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from tabularnet.data.sources import write_table
+
+
+def predictions_frame(probs: np.ndarray, classes: list) -> pd.DataFrame:
+    """``prediction`` (the original label) and one ``proba_<label>`` column per class, one row per input row."""
+    frame = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[probs.argmax(1)] if len(probs) else []})
+    for i, label in enumerate(classes):
+        frame[f"proba_{label}"] = probs[:, i] if len(probs) else []
+    return frame
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes all predictions of ``trainer.predict`` to ``path`` (CSV or Parquet, by extension), in input order."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(write_interval="epoch")
+        self.path = Path(path)
+
+    def write_on_epoch_end(self, trainer: pl.Trainer, pl_module, predictions, batch_indices) -> None:
+        classes = trainer.datamodule.classes
+        batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        probs = torch.cat(batches).cpu().numpy() if batches else np.zeros((0, len(classes)))
+        write_table(predictions_frame(probs, classes), self.path)
+        print(f"wrote {len(probs)} predictions to {self.path}")

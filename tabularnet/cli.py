@@ -1,0 +1,139 @@
+"""The ``tabularnet`` command: LightningCLI over TabularDataModule and the tabular LightningModules."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from tabularnet.callbacks import PredictionWriter
+from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
+from tabularnet.data.schema import DataError
+from tabularnet.training.lightning_modules import TrainingMixin
+
+LINKED = ("n_num_features", "cat_cardinalities", "n_classes")
+EVAL_SUBCOMMANDS = ("validate", "test", "predict")
+
+
+class TabularCLI(LightningCLI):
+    """LightningCLI with data-derived model sizes linked in, a best/last checkpoint, metrics.json and predictions."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for name in LINKED:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
+        )
+        parser.add_argument(
+            "--predictions_path",
+            type=Optional[str],
+            default=None,
+            help="predict: where to write predictions (.csv or .parquet); default predictions.csv",
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        # NOTE: main() already turned the checkpoint's hyperparameters into a config (model *and* data);
+        # Lightning's own pass would add the linked sizes a second time as extra kwargs.
+        return None
+
+    def before_predict(self) -> None:
+        path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
+        self.trainer.callbacks.append(PredictionWriter(path))
+
+    def after_fit(self) -> None:
+        """Evaluate the best checkpoint on validation (and test) data and write ``metrics.json``."""
+        trainer = self.trainer
+        if trainer.interrupted:
+            return
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt_path = best or None
+        metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
+        for result in trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
+            metrics.update(result)
+        if self.datamodule.split_tensors("test") is not None:
+            for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
+                metrics.update(result)
+        metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+        if trainer.is_global_zero:
+            out = Path(trainer.log_dir or ".") / "metrics.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            summary = "  ".join(f"{k}={metrics[k]:.4f}" for k in ("val_acc", "test_acc", "test_auroc") if k in metrics)
+            print(f"{summary}\nmetrics: {out}\nbest checkpoint: {best or '(none)'}")
+
+
+def _option_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _config_from_checkpoint(ckpt_path: str) -> dict:
+    """The model and data configuration stored in a checkpoint (sizes come back through the links)."""
+    checkpoint = load_checkpoint(ckpt_path)
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    class_path = hparams.pop("_class_path", None)
+    if class_path is None:
+        raise DataError(f"{ckpt_path}: the checkpoint does not say which model it holds (no _class_path)")
+    init_args = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in LINKED}
+    data_args = {k: v for k, v in checkpoint.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
+    data_args["preprocessing_path"] = ckpt_path
+    return {"model": {"class_path": class_path, "init_args": init_args}, "data": data_args}
+
+
+def _with_checkpoint_config(args: list[str]) -> list[str]:
+    """``validate|test|predict --ckpt_path X`` without ``--config``: configure model and data from the checkpoint."""
+    if not args or args[0] not in EVAL_SUBCOMMANDS:
+        return args
+    ckpt_path = _option_value(args, "--ckpt_path")
+    if ckpt_path is None or any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
+        return args
+    config = _config_from_checkpoint(ckpt_path)
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="tabularnet-ckpt-", delete=False)
+    with handle:
+        yaml.safe_dump(config, handle)
+    return [args[0], "--config", handle.name, *args[1:]]
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``tabularnet``; ``args`` defaults to ``sys.argv[1:]``."""
+    build_cli(args)
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
+    """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
+    from_argv = args is None
+    try:
+        args = _with_checkpoint_config(list(sys.argv[1:] if from_argv else args))
+        if from_argv:  # LightningCLI warns when given both sys.argv and args
+            sys.argv, args = [sys.argv[0], *args], None
+        return TabularCLI(
+            TrainingMixin,
+            TabularDataModule,
+            subclass_mode_model=True,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+    except (DataError, ValueError) as err:
+        if os.environ.get("TABULARNET_DEBUG"):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"tabularnet: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""TabularDataModule: files or frames in, preprocessed in-memory tensor batches out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+from tabularnet.data.loader import TensorBatchLoader
+from tabularnet.data.preprocessing import Preprocessor, Scaling
+from tabularnet.data.schema import DataError, check_target, infer_schema
+from tabularnet.data.sources import dataset_files, read_table
+
+SPLITS = ("train", "val", "test", "predict")
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a tabularnet checkpoint or saved model without unpickling code (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: not a loadable tabularnet checkpoint ({first_line})") from None
+
+
+def stratified_split(df: pd.DataFrame, fraction: float, *, target: str, seed: int):
+    """Split ``df`` into (rest, held-out ``fraction``), stratified by ``target`` where every class allows it."""
+    if not 0 < fraction < 1:
+        raise DataError(f"a split fraction must be in (0, 1), however: {fraction}")
+    counts = df[target].value_counts()
+    stratify = df[target] if counts.min() >= 2 else None
+    rest, held_out = train_test_split(df, test_size=fraction, random_state=seed, stratify=stratify)
+    return rest, held_out
+
+
+class TabularDataModule(pl.LightningDataModule):
+    """A classification table: reading, splitting, preprocessing (fitted on the training split only), batches.
+
+    Args:
+        dataset: a named dataset (adult, covertype, higgs, bank-marketing, letter, magic-telescope, electricity,
+            titanic, credit-g) read from ``data_dir``; its files fill ``train_path`` (and ``test_path`` when the
+            dataset has an official test split). Give ``dataset: null`` to use ``train_path`` instead.
+        data_dir: folder holding ``<dataset>/`` folders; default ``$TABULARNET_DATA_DIR``, else ``../shared/datasets``.
+        train_path: training table (CSV, CSV.gz or Parquet).
+        val_path: validation table; without it ``val_fraction`` of the training table is held out (stratified).
+        test_path: test table, evaluated with the best checkpoint at the end of ``fit``.
+        predict_path: table to predict (``tabularnet predict``); a target column in it is ignored.
+        target: name of the label column.
+        val_fraction: share of the training table held out for validation when there is no ``val_path``.
+        test_fraction: share of the training table held out for testing when there is no ``test_path`` (0: none).
+        categorical: columns to treat as categorical (others are inferred: strings, bools and integer columns with
+            at most 10 distinct values are categorical).
+        numeric: columns to treat as numeric.
+        scaling: numeric scaling: ``standard``, ``quantile`` (rank-Gauss) or ``none``.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and prediction (no gradients, so larger is faster).
+        seed: seed of the splits and of the training batch order.
+        preprocessing_path: take the fitted preprocessing and label classes from this checkpoint instead of fitting
+            them on ``train_path`` (set automatically by ``validate``/``test``/``predict`` with ``--ckpt_path``).
+    """
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        data_dir: str | None = None,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        target: str = "target",
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.0,
+        categorical: list[str] | None = None,
+        numeric: list[str] | None = None,
+        scaling: Scaling = "standard",
+        batch_size: int = 256,
+        eval_batch_size: int = 4096,
+        seed: int = 0,
+        preprocessing_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if batch_size < 1:
+            raise DataError(f"data.batch_size must be positive, however: batch_size={batch_size}")
+        self.preprocessor = Preprocessor(scaling)
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._tensors: dict[str, dict[str, torch.Tensor]] = {}
+        self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_frames(
+        cls,
+        train: pd.DataFrame,
+        *,
+        val: pd.DataFrame | None = None,
+        teacher_logits: torch.Tensor | None = None,
+        **kwargs,
+    ) -> TabularDataModule:
+        """A data module over in-memory tables (the Python API's path). ``teacher_logits`` align with ``train``
+        rows; when a validation split is carved from ``train`` they are split with it."""
+        dm = cls(**kwargs)
+        dm._frames["train"] = train.reset_index(drop=True)
+        if teacher_logits is not None:
+            dm._frames["train"]["__teacher_row__"] = np.arange(len(train))
+            dm.teacher_logits = torch.as_tensor(teacher_logits, dtype=torch.float32)
+        if val is not None:
+            dm._frames["val"] = val
+        return dm
+
+    # ----------------------------------------------------------------- reading
+    def _paths(self) -> dict[str, str | None]:
+        hp = self.hparams
+        paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path, "predict": hp.predict_path}
+        if hp.dataset:
+            files = dataset_files(hp.dataset, hp.data_dir)
+            paths["train"] = str(files["train"])
+            paths["test"] = paths["test"] or (str(files["test"]) if "test" in files else None)
+        return paths
+
+    def _read_labeled_splits(self) -> None:
+        """Read train (+ val/test) tables, carving validation and test splits where no file is given."""
+        hp, paths = self.hparams, self._paths()
+        if "train" not in self._frames:
+            if paths["train"] is None:
+                raise DataError("no training data: set data.dataset or data.train_path")
+            self._frames["train"] = read_table(paths["train"])
+        train = self._frames["train"]
+        source = paths["train"] or "training data"
+        infer_schema(train, target=hp.target, source=source)  # early, clear errors on the raw table
+        check_target(train[hp.target], source=source)
+        if paths["test"] and "test" not in self._frames:
+            self._frames["test"] = read_table(paths["test"])
+        elif hp.test_fraction > 0 and "test" not in self._frames:
+            train, self._frames["test"] = stratified_split(train, hp.test_fraction, target=hp.target, seed=hp.seed)
+        if paths["val"] and "val" not in self._frames:
+            self._frames["val"] = read_table(paths["val"])
+        elif hp.val_fraction > 0 and "val" not in self._frames:
+            train, self._frames["val"] = stratified_split(train, hp.val_fraction, target=hp.target, seed=hp.seed)
+        self._frames["train"] = train
+
+    def _ensure_fitted(self) -> Preprocessor:
+        if self.preprocessor.state is not None:
+            return self.preprocessor
+        hp = self.hparams
+        if hp.preprocessing_path:
+            self.load_state_dict(_datamodule_state(load_checkpoint(hp.preprocessing_path), hp.preprocessing_path))
+            return self.preprocessor
+        self._read_labeled_splits()
+        train = self._frames["train"].drop(columns="__teacher_row__", errors="ignore")
+        source = self._paths()["train"] or "training data"
+        schema = infer_schema(train, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source)
+        labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
+        classes = np.unique(pd.concat(labeled).to_numpy())
+        self.preprocessor.fit(train, schema, classes=classes, source=source)
+        return self.preprocessor
+
+    # ------------------------------------------------------- data-derived sizes
+    @property
+    def n_num_features(self) -> int:
+        return self._ensure_fitted().n_num_features
+
+    @property
+    def cat_cardinalities(self) -> list[int]:
+        return self._ensure_fitted().cat_cardinalities
+
+    @property
+    def n_classes(self) -> int:
+        return len(self._ensure_fitted().classes)
+
+    @property
+    def classes(self) -> list:
+        return self._ensure_fitted().classes
+
+    # ----------------------------------------------------------------- tensors
+    def split_tensors(self, split: str) -> dict[str, torch.Tensor] | None:
+        """Preprocessed tensors of ``split`` (``None`` when the split has no data), built once and cached."""
+        if split in self._tensors:
+            return self._tensors[split]
+        preprocessor = self._ensure_fitted()
+        frame = self._frame(split)
+        if frame is None:
+            return None
+        source = self._paths()[split] or f"{split} data"
+        tensors = preprocessor.transform(frame, source=source)
+        target = self.hparams.target
+        if split != "predict":
+            tensors["y"] = preprocessor.encode_labels(frame[target], source=source)
+        if split == "train" and self.teacher_logits is not None:
+            tensors["teacher_logits"] = self.teacher_logits[torch.as_tensor(frame["__teacher_row__"].to_numpy())]
+        self._tensors[split] = tensors
+        return tensors
+
+    def _frame(self, split: str) -> pd.DataFrame | None:
+        if split not in self._frames:
+            if split == "predict":
+                path = self.hparams.predict_path
+                if path is None:
+                    raise DataError("nothing to predict: set data.predict_path")
+                self._frames["predict"] = read_table(path)
+            elif self.preprocessor.state is not None and self._paths().get(split):
+                self._frames[split] = read_table(self._paths()[split])
+            elif split in ("train", "val", "test") and not self.hparams.preprocessing_path:
+                self._read_labeled_splits()
+        frame = self._frames.get(split)
+        if frame is not None and split in ("val", "test") and self.hparams.target not in frame.columns:
+            raise DataError(f"{self._paths()[split] or split}: target column {self.hparams.target!r} not found")
+        return frame
+
+    def set_predict_frame(self, frame: pd.DataFrame) -> None:
+        """Predict on an in-memory table (the Python API's path)."""
+        self._frames["predict"] = frame
+        self._tensors.pop("predict", None)
+
+    # ------------------------------------------------------------- dataloaders
+    def _loader(self, split: str, *, train: bool = False):
+        tensors = self.split_tensors(split)
+        if tensors is None:
+            return []
+        hp = self.hparams
+        batch_size = hp.batch_size if train else hp.eval_batch_size
+        return TensorBatchLoader(tensors, batch_size=batch_size, shuffle=train, seed=hp.seed, shard=split != "predict")
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        if self._frame("test") is None:
+            raise DataError("no test data: set data.test_path (or data.test_fraction)")
+        return self._loader("test")
+
+    def predict_dataloader(self):
+        return self._loader("predict")
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        return {"preprocessing": self._ensure_fitted().state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.preprocessor.load_state_dict(state_dict["preprocessing"])
+        self._tensors.clear()
+
+
+def _datamodule_state(checkpoint: dict, path) -> dict:
+    for key in (TabularDataModule.__qualname__, "datamodule"):
+        if key in checkpoint and "preprocessing" in checkpoint[key]:
+            return checkpoint[key]
+    raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")

@@ -1,0 +1,94 @@
+"""A batch loader over whole in-memory tensors: one index slice per batch, no per-row ``__getitem__``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.distributed as dist
+
+Batch = dict[str, torch.Tensor]
+
+
+def _rank_and_world_size() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class TensorBatchLoader:
+    """Iterates over dict-of-tensor batches sliced from ``tensors`` (all with the same first dimension).
+
+    With ``shuffle``, epoch ``e`` uses the permutation drawn from a generator seeded with ``seed + e``, so
+    the order depends only on the seed and the epoch (a resumed run sees the same batches). Under
+    ``torch.distributed`` each rank takes a disjoint, equally long shard of that permutation (padded by
+    wrapping around, like ``DistributedSampler``) so that every rank runs the same number of steps.
+
+    Args:
+        tensors: named tensors, e.g. ``{"x_num": (N, d), "x_cat": (N, k), "y": (N,)}``.
+        batch_size: rows per batch.
+        shuffle: draw a new permutation each epoch; otherwise rows come in order.
+        drop_last: drop the last incomplete batch.
+        seed: base seed of the permutation generator.
+        shard: split rows across distributed ranks (turn off for prediction, where each rank needs all rows).
+    """
+
+    def __init__(
+        self,
+        tensors: Batch,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        shard: bool = True,
+    ) -> None:
+        sizes = {name: len(t) for name, t in tensors.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"all tensors need the same number of rows, however: {sizes}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, however: batch_size={batch_size}")
+        self.tensors = tensors
+        self.n_rows = next(iter(sizes.values()))
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.seed, self.shard = seed, shard
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fix the epoch whose permutation the next iteration uses."""
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor | None:
+        rank, world_size = _rank_and_world_size() if self.shard else (0, 1)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            indices = torch.randperm(self.n_rows, generator=generator)
+        elif world_size == 1:
+            return None  # plain slices: no gather needed
+        else:
+            indices = torch.arange(self.n_rows)
+        if world_size > 1:
+            per_rank = math.ceil(self.n_rows / world_size)
+            indices = indices.repeat(math.ceil(per_rank * world_size / max(self.n_rows, 1)))
+            indices = indices[: per_rank * world_size][rank::world_size]
+        return indices
+
+    def _n_rows_per_rank(self) -> int:
+        _, world_size = _rank_and_world_size() if self.shard else (0, 1)
+        return math.ceil(self.n_rows / world_size)
+
+    def __len__(self) -> int:
+        n = self._n_rows_per_rank()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        indices = self._indices()
+        self.epoch += 1
+        for i in range(len(self)):
+            start, stop = i * self.batch_size, (i + 1) * self.batch_size
+            if indices is None:
+                yield {name: t[start:stop] for name, t in self.tensors.items()}
+            else:
+                index = indices[start:stop]
+                yield {name: t[index] for name, t in self.tensors.items()}

@@ -1,0 +1,177 @@
+"""Preprocessing fitted on the training split only; its state is plain lists and numbers (checkpoint-safe)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tabularnet.data.schema import DataError, Schema, check_columns, check_numeric
+
+# Reserved categorical ids: every categorical column maps missing values to 0 and categories never seen
+# in training to 1, so the embedding tables have ``n_categories + 2`` rows.
+MISSING_ID, UNKNOWN_ID, N_RESERVED = 0, 1, 2
+Scaling = Literal["standard", "quantile", "none"]
+
+
+def category_strings(series: pd.Series) -> pd.Series:
+    """Category values as strings, stable across files: 3, 3.0 and "3" all become "3"; missing stays NaN."""
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        out = series.astype(str).to_numpy(dtype=object)
+    else:
+        values = series.to_numpy(dtype=np.float64)
+        whole = np.isfinite(values) & (values == np.round(values))
+        as_int = np.where(whole, values, 0).astype(np.int64).astype(str)
+        out = np.where(whole, as_int, values.astype(str)).astype(object)
+    out[missing] = np.nan
+    return pd.Series(out, index=series.index)
+
+
+def _native(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class Preprocessor:
+    """Numeric scaling with median imputation + missing indicators, categorical index encoding, labels.
+
+    Args:
+        scaling: ``"standard"`` (zero mean, unit variance), ``"quantile"`` (rank-Gauss: empirical CDF
+            mapped to a standard normal, robust to heavy tails such as Adult's capital-gain) or ``"none"``.
+    """
+
+    def __init__(self, scaling: Scaling = "standard") -> None:
+        if scaling not in ("standard", "quantile", "none"):
+            raise DataError(f"scaling must be 'standard', 'quantile' or 'none', however: scaling={scaling!r}")
+        self.scaling = scaling
+        self.state: dict | None = None
+
+    # ----------------------------------------------------------------- fitting
+    def fit(self, df: pd.DataFrame, schema: Schema, *, classes=None, source: str = "train") -> Preprocessor:
+        """Fit on the training split ``df``; ``classes`` (default: the labels in ``df``) fixes the label set."""
+        numeric = {}
+        for name in schema.numeric:
+            values = check_numeric(df[name], name=name, source=source)
+            numeric[name] = self._fit_numeric(values)
+        categorical = {}
+        for name in schema.categorical:
+            cats = category_strings(df[name]).dropna().unique().tolist()
+            categorical[name] = sorted(cats)
+        if classes is None and schema.target is not None:
+            classes = np.unique(df[schema.target].to_numpy())
+        if classes is not None:
+            classes = [_native(c) for c in classes]
+        self.state = {
+            "scaling": self.scaling,
+            "schema": schema.to_dict(),
+            "numeric": numeric,
+            "categorical": categorical,
+            "classes": classes,
+        }
+        return self
+
+    def _fit_numeric(self, values: np.ndarray) -> dict:
+        observed = values[~np.isnan(values)]
+        median = float(np.median(observed)) if observed.size else 0.0
+        stats = {"median": median, "indicator": bool(observed.size < values.size)}
+        filled = np.where(np.isnan(values), median, values)
+        if self.scaling == "standard":
+            std = float(filled.std())
+            stats.update(mean=float(filled.mean()), std=std if std > 0 else 1.0)
+        elif self.scaling == "quantile":
+            n_quantiles = int(min(1000, max(filled.size, 2)))
+            stats["quantiles"] = np.quantile(filled, np.linspace(0, 1, n_quantiles)).tolist()
+        return stats
+
+    # ---------------------------------------------------------------- metadata
+    @property
+    def schema(self) -> Schema:
+        return Schema.from_dict(self._fitted()["schema"])
+
+    @property
+    def n_num_features(self) -> int:
+        numeric = self._fitted()["numeric"]
+        return len(numeric) + sum(stats["indicator"] for stats in numeric.values())
+
+    @property
+    def cat_cardinalities(self) -> list[int]:
+        return [len(cats) + N_RESERVED for cats in self._fitted()["categorical"].values()]
+
+    @property
+    def classes(self) -> list:
+        classes = self._fitted()["classes"]
+        if classes is None:
+            raise DataError("the preprocessing was fitted without a target column, so it has no classes")
+        return classes
+
+    def _fitted(self) -> dict:
+        if self.state is None:
+            raise RuntimeError("Preprocessor is not fitted: call fit() or load_state_dict() first")
+        return self.state
+
+    # --------------------------------------------------------------- transform
+    def transform(self, df: pd.DataFrame, *, source: str = "table") -> dict[str, torch.Tensor]:
+        """Features of ``df`` as ``{"x_num": (N, n_num_features) float32, "x_cat": (N, n_cat) int64}``."""
+        state = self._fitted()
+        schema = self.schema
+        check_columns(df, schema.features, what="feature column", source=source)
+        columns, indicators = [], []
+        for name, stats in state["numeric"].items():
+            values = check_numeric(df[name], name=name, source=source)
+            missing = np.isnan(values)
+            columns.append(self._scale(np.where(missing, stats["median"], values), stats))
+            if stats["indicator"]:
+                indicators.append(missing.astype(np.float64))
+        x_num = np.stack(columns + indicators, axis=1) if columns else np.zeros((len(df), 0))
+        codes = [self._encode_categories(df[name], cats) for name, cats in state["categorical"].items()]
+        x_cat = np.stack(codes, axis=1) if codes else np.zeros((len(df), 0), dtype=np.int64)
+        return {
+            "x_num": torch.as_tensor(x_num, dtype=torch.float32),
+            "x_cat": torch.as_tensor(x_cat, dtype=torch.int64),
+        }
+
+    def _scale(self, values: np.ndarray, stats: dict) -> np.ndarray:
+        if self.state["scaling"] == "standard":
+            return (values - stats["mean"]) / stats["std"]
+        if self.state["scaling"] == "quantile":
+            quantiles = np.asarray(stats["quantiles"])
+            # NOTE: averaging the left and right interpolation handles repeated quantiles (many zeros).
+            ranks = np.linspace(0, 1, quantiles.size)
+            cdf = 0.5 * (np.interp(values, quantiles, ranks) - np.interp(-values, -quantiles[::-1], -ranks[::-1]))
+            cdf = np.clip(cdf, 1e-3, 1 - 1e-3)
+            return np.sqrt(2) * torch.erfinv(torch.as_tensor(2 * cdf - 1)).numpy()
+        return values
+
+    @staticmethod
+    def _encode_categories(series: pd.Series, categories: list[str]) -> np.ndarray:
+        strings = category_strings(series)
+        codes = pd.Categorical(strings, categories=categories).codes.astype(np.int64) + N_RESERVED
+        codes[codes == N_RESERVED - 1] = UNKNOWN_ID  # pandas' -1: a value not among the categories
+        codes[strings.isna().to_numpy()] = MISSING_ID
+        return codes
+
+    def encode_labels(self, y: pd.Series | np.ndarray, *, source: str = "table") -> torch.Tensor:
+        """Labels as class indices; raises naming the first label not seen in training."""
+        classes = self.classes
+        index = {c: i for i, c in enumerate(classes)}
+        values = [_native(v) for v in np.asarray(y)]
+        try:
+            return torch.tensor([index[v] for v in values], dtype=torch.int64)
+        except KeyError as err:
+            raise DataError(
+                f"{source}: label {err.args[0]!r} was not seen in training (classes: {classes})"
+            ) from None
+
+    def decode_labels(self, indices: np.ndarray | torch.Tensor) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[np.asarray(indices)]
+
+    # ------------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return self._fitted()
+
+    def load_state_dict(self, state: dict) -> Preprocessor:
+        self.scaling = state["scaling"]
+        self.state = state
+        return self

@@ -1,0 +1,57 @@
+"""MLP over numeric features and categorical embeddings."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+import torch
+
+from tabularnet.nn.layers import Activation, CategoricalEmbeddings, glu_factor, make_activation
+
+
+class MLP(nn.Module):
+    """``[x_num, flatten(embed(x_cat))] -> (Linear -> activation -> Dropout) x len(hidden_dims) -> Linear``.
+
+    Args:
+        n_num_features: numeric inputs (scaled features and missing indicators).
+        cat_cardinalities: rows of each categorical column's embedding table (categories + reserved ids).
+        d_out: outputs (classes).
+        hidden_dims: width of each hidden layer.
+        activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
+        dropout: dropout after each hidden layer.
+        d_cat_embedding: size of each categorical embedding.
+
+    Shapes: ``x_num (B, n_num_features)``, ``x_cat (B, n_cat) -> logits (B, d_out)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_num_features: int,
+        cat_cardinalities: list[int],
+        d_out: int,
+        hidden_dims: list[int],
+        activation: Activation = "relu",
+        dropout: float = 0.0,
+        d_cat_embedding: int = 8,
+    ) -> None:
+        super().__init__()
+        if not hidden_dims or min(hidden_dims) < 1:
+            raise ValueError(f"hidden_dims must be a non-empty list of positive sizes, however: {hidden_dims}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), however: dropout={dropout}")
+        self.cat_embeddings = CategoricalEmbeddings(cat_cardinalities, d_cat_embedding) if cat_cardinalities else None
+        d_in = n_num_features + len(cat_cardinalities) * d_cat_embedding
+        if d_in == 0:
+            raise ValueError("the MLP needs at least one numeric or categorical feature")
+        blocks = []
+        for d_block in hidden_dims:
+            blocks += [nn.Linear(d_in, d_block * glu_factor(activation)), make_activation(activation), nn.Dropout(dropout)]
+            d_in = d_block
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(d_in, d_out)
+
+    def forward(self, x_num: Tensor, x_cat: Tensor) -> Tensor:
+        x = x_num
+        if self.cat_embeddings is not None:
+            x = torch.cat([x_num, self.cat_embeddings(x_cat).flatten(1)], dim=1)  # (B, d_in)
+        return self.head(self.blocks(x))

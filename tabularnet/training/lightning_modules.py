@@ -1,0 +1,197 @@
+"""Lightning driver: one TrainingMixin, two thin LightningModules that differ only in the network they build."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from tabularnet.nn import MLP, FTTransformer
+from tabularnet.nn.layers import Activation
+from tabularnet.training.config import (
+    DistillationSpec,
+    MixUpSpec,
+    NoiseSpec,
+    OptimizerSpec,
+    Recipe,
+    SchedulerArg,
+)
+from tabularnet.training.metrics import classification_metrics
+from tabularnet.training.objectives import AugmentationRNG, evaluation_loss, seed_training, training_loss
+from tabularnet.training.optim import make_optimizer, make_scheduler
+
+
+class TrainingMixin(pl.LightningModule):
+    """Training, evaluation and prediction steps, metrics and optimizers for any tabular network.
+
+    Subclasses implement :meth:`build_net` and pass their own arguments to ``super().__init__(**kwargs)``.
+
+    Args:
+        n_classes: number of classes (linked from the data module in the CLI).
+        label_smoothing: label smoothing of the cross-entropy, in [0, 1).
+        weight_decay: AdamW/Adam weight decay on weight matrices (not on biases, norms, embeddings); an
+            ``optimizer.weight_decay`` overrides it.
+        optimizer: ``{name: Adam|AdamW, lr: float, weight_decay: float, betas: [b1, b2]}``; default AdamW, lr 1e-3.
+        scheduler: ``{name: cosine|constant, warmup_proportion: float}`` (or just the name): linear warmup over
+            that share of all steps, then cosine to zero (``cosine``) or constant; default constant, no warmup.
+        mixup: ``{enabled: bool, alpha: float}``: MixUp with lambda ~ Beta(alpha, alpha) per batch.
+        noise: ``{enabled: bool, std: float}``: Gaussian noise on numeric inputs while training.
+        distillation: ``{enabled: bool, lambda: float, temperature: float, consistency: float}``: loss =
+            (1 - lambda) CE + lambda T^2 KL(teacher_T || student_T) + consistency * two-view penalty;
+            needs teacher logits in the batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_classes: int,
+        label_smoothing: float = 0.0,
+        weight_decay: float = 0.0,
+        optimizer: Optional[OptimizerSpec] = None,
+        scheduler: SchedulerArg = None,
+        mixup: Optional[MixUpSpec] = None,
+        noise: Optional[NoiseSpec] = None,
+        distillation: Optional[DistillationSpec] = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, however: n_classes={n_classes}")
+        self.recipe = Recipe.from_options(
+            label_smoothing=label_smoothing,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            mixup=mixup,
+            noise=noise,
+            distillation=distillation,
+        )
+        self.net = self.build_net()
+        self.val_metrics = classification_metrics(n_classes, "val_")
+        self.test_metrics = classification_metrics(n_classes, "test_")
+        self.rng = AugmentationRNG(0)
+
+    def build_net(self) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        return self.net(x_num, x_cat)
+
+    # ------------------------------------------------------------------ training
+    def on_train_start(self) -> None:
+        # NOTE: the run's seed (seed_everything / random_seed) re-seeds dropout and the augmentations right
+        # before the first step, exactly as TorchTrainer does, so both drivers see the same random streams.
+        self.rng = seed_training(torch.initial_seed())
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = training_loss(self.net, batch, self.recipe, self.rng)
+        self.log("train_loss", out.loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["y"]))
+        return out.loss
+
+    def configure_optimizers(self):
+        optimizer = make_optimizer(self.net, self.recipe)
+        scheduler = make_scheduler(optimizer, self.recipe, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: dict, metrics, prefix: str) -> None:
+        logits = self.net(batch["x_num"], batch["x_cat"])
+        loss = evaluation_loss(logits, batch["y"])
+        self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
+        metrics.update(logits.float().softmax(-1), batch["y"])
+        self.log_dict(metrics, prog_bar=prefix == "val_")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val_")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test_")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Class probabilities, ``(B, n_classes)``."""
+        return self.net(batch["x_num"], batch["x_cat"]).float().softmax(-1)
+
+
+class MLPLightningModule(TrainingMixin):
+    """An :class:`~tabularnet.nn.MLP` trained with the shared recipe.
+
+    Args:
+        n_num_features: numeric inputs (linked from the data module).
+        cat_cardinalities: categorical embedding sizes (linked from the data module).
+        n_classes: number of classes (linked from the data module).
+        hidden_dims: width of each hidden layer.
+        activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
+        dropout: dropout after each hidden layer.
+        d_cat_embedding: size of each categorical embedding.
+        **kwargs: the training recipe, see :class:`TrainingMixin`.
+    """
+
+    def __init__(
+        self,
+        n_num_features: int,
+        cat_cardinalities: list[int],
+        n_classes: int,
+        hidden_dims: list[int] = [256, 256],  # noqa: B006 (jsonargparse shows list defaults as given)
+        activation: Activation = "relu",
+        dropout: float = 0.1,
+        d_cat_embedding: int = 8,
+        **kwargs,
+    ) -> None:
+        self.net_kwargs = dict(
+            n_num_features=n_num_features,
+            cat_cardinalities=list(cat_cardinalities),
+            d_out=n_classes,
+            hidden_dims=list(hidden_dims),
+            activation=activation,
+            dropout=dropout,
+            d_cat_embedding=d_cat_embedding,
+        )
+        super().__init__(n_classes=n_classes, **kwargs)
+
+    def build_net(self) -> nn.Module:
+        return MLP(**self.net_kwargs)
+
+
+class TransformerLightningModule(TrainingMixin):
+    """An :class:`~tabularnet.nn.FTTransformer` trained with the shared recipe.
+
+    Args:
+        n_num_features: numeric inputs (linked from the data module).
+        cat_cardinalities: categorical embedding sizes (linked from the data module).
+        n_classes: number of classes (linked from the data module).
+        d_model: token size.
+        nhead: attention heads (must divide ``d_model``).
+        num_layers: transformer blocks.
+        dropout: dropout in attention, feed-forward and residual branches.
+        activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
+        **kwargs: the training recipe, see :class:`TrainingMixin`.
+    """
+
+    def __init__(
+        self,
+        n_num_features: int,
+        cat_cardinalities: list[int],
+        n_classes: int,
+        d_model: int = 64,
+        nhead: int = 8,
+        num_layers: int = 3,
+        dropout: float = 0.1,
+        activation: Activation = "reglu",
+        **kwargs,
+    ) -> None:
+        self.net_kwargs = dict(
+            n_num_features=n_num_features,
+            cat_cardinalities=list(cat_cardinalities),
+            d_out=n_classes,
+            d_model=d_model,
+            nhead=nhead,
+            num_layers=num_layers,
+            dropout=dropout,
+            activation=activation,
+        )
+        super().__init__(n_classes=n_classes, **kwargs)
+
+    def build_net(self) -> nn.Module:
+        return FTTransformer(**self.net_kwargs)

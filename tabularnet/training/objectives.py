@@ -1,0 +1,133 @@
+r"""The training objective as pure PyTorch: augmentations and losses shared by both trainers.
+
+For a batch with numeric inputs :math:`x`, categorical inputs :math:`c`, labels :math:`y` and (optionally)
+teacher logits :math:`t`, one training step computes:
+
+1. **Gaussian noise** (``noise.enabled``): :math:`x \leftarrow x + \sigma\,\varepsilon`, :math:`\varepsilon \sim N(0, I)`.
+2. **MixUp** (``mixup.enabled``): :math:`\lambda \sim \mathrm{Beta}(\alpha, \alpha)` once per batch, folded to
+   :math:`\lambda \leftarrow \max(\lambda, 1-\lambda)` so that each mixed row stays closest to its own row; a
+   permutation :math:`\pi` pairs rows; :math:`x \leftarrow \lambda x + (1-\lambda) x_\pi`,
+   :math:`t \leftarrow \lambda t + (1-\lambda) t_\pi`. Categorical inputs are not interpolated: each row keeps
+   its own categories (its dominant partner's). The label loss becomes
+   :math:`\lambda\,\mathrm{CE}(s, y) + (1-\lambda)\,\mathrm{CE}(s, y_\pi)`.
+3. **Label loss**: cross-entropy with label smoothing :math:`\epsilon` (targets :math:`(1-\epsilon)\,e_y + \epsilon/K`).
+4. **Distillation** (``distillation.enabled``), with weight :math:`\lambda_d` and temperature :math:`T`:
+   :math:`L = (1-\lambda_d)\,L_{label} + \lambda_d\,T^2\,\mathrm{KL}(\mathrm{softmax}(t/T)\,\|\,\mathrm{softmax}(s/T))`.
+   The :math:`T^2` factor keeps the gradient's magnitude independent of :math:`T` (Hinton et al., 2015).
+5. **Consistency** (``distillation.consistency`` = :math:`\gamma > 0`): a second forward pass on a second view of
+   the batch (the same MixUp pairing, fresh noise, fresh dropout) gives :math:`s'`;
+   :math:`L \leftarrow L + \gamma\,\frac{1}{B}\sum_b \lVert \mathrm{softmax}(s_b) - \mathrm{softmax}(s'_b) \rVert_2^2`.
+
+Randomness comes only from the generators in :class:`AugmentationRNG` (and dropout's global RNG), so two
+drivers that seed them alike compute identical losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tabularnet.training.config import Recipe
+
+Batch = dict[str, Tensor]
+Network = Callable[[Tensor, Tensor], Tensor]
+
+
+class AugmentationRNG:
+    """The objective's own random streams: a torch generator (permutations, noise) and a numpy one (Beta)."""
+
+    def __init__(self, seed: int) -> None:
+        self.torch = torch.Generator().manual_seed(seed)
+        self.numpy = np.random.default_rng(seed)
+
+    def state_dict(self) -> dict:
+        return {"torch": self.torch.get_state(), "numpy": self.numpy.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.torch.set_state(state["torch"])
+        self.numpy.bit_generator.state = state["numpy"]
+
+
+def seed_training(seed: int) -> AugmentationRNG:
+    """Seed dropout's global stream and create the objective's streams: both drivers call this at train start."""
+    torch.manual_seed(seed)
+    return AugmentationRNG(seed)
+
+
+def add_noise(x_num: Tensor, std: float, rng: AugmentationRNG) -> Tensor:
+    """``x_num + std * N(0, 1)``; the identity when ``std == 0``."""
+    if std == 0 or x_num.numel() == 0:
+        return x_num
+    return x_num + std * torch.randn(x_num.shape, generator=rng.torch).to(x_num)
+
+
+def sample_mixup(batch_size: int, alpha: float, rng: AugmentationRNG) -> tuple[float, Tensor]:
+    """Draw MixUp's folded ``lambda >= 0.5`` and the pairing permutation. ``alpha == 0`` gives ``lambda = 1``."""
+    lam = float(rng.numpy.beta(alpha, alpha)) if alpha > 0 else 1.0
+    return max(lam, 1.0 - lam), torch.randperm(batch_size, generator=rng.torch)
+
+
+def mix(x: Tensor, lam: float, perm: Tensor) -> Tensor:
+    """``lam * x + (1 - lam) * x[perm]``."""
+    return x if lam == 1.0 else lam * x + (1.0 - lam) * x[perm.to(x.device)]
+
+
+def label_loss(logits: Tensor, y: Tensor, *, label_smoothing: float = 0.0, lam: float = 1.0, perm=None) -> Tensor:
+    """Cross-entropy with label smoothing, MixUp-weighted over the two labels of each mixed row."""
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    if lam == 1.0 or perm is None:
+        return loss
+    return lam * loss + (1.0 - lam) * F.cross_entropy(logits, y[perm.to(y.device)], label_smoothing=label_smoothing)
+
+
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch."""
+    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    kl = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
+    return temperature**2 * kl
+
+
+def consistency_loss(logits_a: Tensor, logits_b: Tensor) -> Tensor:
+    """Mean squared distance between the class probabilities of two views."""
+    return (logits_a.softmax(-1) - logits_b.softmax(-1)).pow(2).sum(-1).mean()
+
+
+@dataclass
+class StepOutput:
+    loss: Tensor
+    logits: Tensor
+
+
+def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationRNG) -> StepOutput:
+    """The full training objective for one batch (see the module docstring for the formulas)."""
+    x_num, x_cat, y = batch["x_num"], batch["x_cat"], batch["y"]
+    teacher = batch.get("teacher_logits")
+    distill = recipe.distillation
+    if distill.enabled and teacher is None:
+        raise ValueError("distillation is enabled but the batch has no teacher_logits (give teacher_probs)")
+    lam, perm = 1.0, None
+    if recipe.mixup.enabled:
+        lam, perm = sample_mixup(len(y), recipe.mixup.alpha, rng)
+        x_num = mix(x_num, lam, perm)
+        teacher = mix(teacher, lam, perm) if teacher is not None else None
+    std = recipe.noise.std if recipe.noise.enabled else 0.0
+    logits = net(add_noise(x_num, std, rng), x_cat)
+    loss = label_loss(logits, y, label_smoothing=recipe.label_smoothing, lam=lam, perm=perm)
+    if distill.enabled:
+        kd = distillation_loss(logits, teacher, distill.temperature)
+        loss = (1.0 - distill.lambda_) * loss + distill.lambda_ * kd
+        if distill.consistency > 0:
+            second_view = net(add_noise(x_num, std, rng), x_cat)
+            loss = loss + distill.consistency * consistency_loss(logits, second_view)
+    return StepOutput(loss=loss, logits=logits)
+
+
+def evaluation_loss(logits: Tensor, y: Tensor) -> Tensor:
+    """Plain cross-entropy (log loss), the monitored ``val_loss``."""
+    return F.cross_entropy(logits, y)

@@ -1,0 +1,59 @@
+"""Optimizer and learning-rate schedule, shared by the Lightning and plain-PyTorch drivers."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+from torch import nn
+
+from tabularnet.nn.layers import CategoricalEmbeddings, NumericEmbeddings
+from tabularnet.training.config import Recipe, SchedulerConfig
+
+
+def parameter_groups(net: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weight decay on weight matrices only; none on biases, norms, embeddings and the CLS token.
+
+    NOTE: decaying embeddings and norm scales pulls them towards zero, which hurts tabular models
+    (Gorishniy et al., 2021); only linear maps benefit from the shrinkage.
+    """
+    no_decay: set[int] = set()
+    for module in net.modules():
+        if isinstance(module, (nn.LayerNorm, nn.BatchNorm1d, nn.Embedding, CategoricalEmbeddings, NumericEmbeddings)):
+            no_decay.update(id(p) for p in module.parameters())
+    decay, rest = [], []
+    for name, p in net.named_parameters():
+        if not p.requires_grad:
+            continue
+        (rest if id(p) in no_decay or p.ndim < 2 or name.endswith("cls") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def make_optimizer(net: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """Adam or AdamW over :func:`parameter_groups`."""
+    config = recipe.optimizer
+    cls = torch.optim.AdamW if config.name.lower() == "adamw" else torch.optim.Adam
+    return cls(parameter_groups(net, recipe.effective_weight_decay), lr=config.lr, betas=config.betas)
+
+
+def lr_factor(step: int, *, total_steps: int, config: SchedulerConfig) -> float:
+    """The multiplier of the base learning rate at optimizer step ``step`` (0-based).
+
+    ``constant``: 1 after the warmup. ``cosine``: linear warmup from ``1/warmup_steps`` to 1 over the first
+    ``warmup_proportion`` of ``total_steps``, then ``0.5 * (1 + cos(pi * progress))`` down to 0 at the last step.
+    """
+    warmup_steps = int(config.warmup_proportion * total_steps)
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if config.name == "constant":
+        return 1.0
+    decay_steps = max(1, total_steps - warmup_steps - 1)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int):
+    """A per-step ``LambdaLR`` following :func:`lr_factor`."""
+    factor = partial(lr_factor, total_steps=max(1, total_steps), config=recipe.scheduler)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

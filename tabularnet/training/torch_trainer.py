@@ -1,0 +1,142 @@
+"""The plain-PyTorch driver (``use_lightning=False``): the same network, objective, optimizer and schedule."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from tabularnet.training.config import Recipe
+from tabularnet.training.objectives import evaluation_loss, seed_training, training_loss
+from tabularnet.training.optim import make_optimizer, make_scheduler
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when ``monitor`` (``val_loss``, lower is better, or ``val_acc``, higher is better) has not improved
+    for ``patience`` epochs; the best epoch's weights are restored at the end."""
+
+    enabled: bool = False
+    monitor: str = "val_loss"
+    patience: int = 10
+    min_delta: float = 0.0
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.monitor.endswith("loss") else "max"
+
+    def improved(self, value: float, best: float) -> bool:
+        return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+
+
+@dataclass
+class History:
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+
+
+class TorchTrainer:
+    """A minimal training loop over :class:`~tabularnet.data.loader.TensorBatchLoader` batches.
+
+    Args:
+        recipe: the training recipe (loss, augmentations, optimizer, schedule).
+        max_epochs: epochs to train.
+        seed: seeds dropout and the augmentations at the start of :meth:`fit` (as the Lightning driver does).
+        early_stopping: early-stopping settings (needs validation data).
+        gradient_clip_val: clip the global gradient norm to this value (``None``: no clipping).
+        device: where to train (``"cpu"``, ``"cuda"``...).
+        progress: print one line per epoch to stderr.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        *,
+        max_epochs: int,
+        seed: int = 0,
+        early_stopping: EarlyStopping | None = None,
+        gradient_clip_val: float | None = None,
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+    ) -> None:
+        self.recipe, self.max_epochs, self.seed = recipe, max_epochs, seed
+        self.early_stopping = early_stopping or EarlyStopping()
+        self.gradient_clip_val, self.device, self.progress = gradient_clip_val, torch.device(device), progress
+        self.history = History()
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def fit(self, net: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None) -> nn.Module:
+        """Train ``net`` in place and return it (with the best epoch's weights when early stopping)."""
+        stop = self.early_stopping
+        if stop.enabled and not val_loader:
+            raise ValueError("early stopping needs validation data (X_val/y_val or training.validation_split)")
+        net.to(self.device)
+        optimizer = make_optimizer(net, self.recipe)
+        scheduler = make_scheduler(optimizer, self.recipe, self.max_epochs * len(train_loader))
+        rng = seed_training(self.seed)
+        best, best_state, waited = math.inf if stop.mode == "min" else -math.inf, None, 0
+        for epoch in range(self.max_epochs):
+            start = time.perf_counter()
+            net.train()
+            total, count = torch.zeros((), device=self.device), 0
+            for batch in train_loader:
+                batch = self._to_device(batch)
+                loss = training_loss(net, batch, self.recipe, rng).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.gradient_clip_val:
+                    nn.utils.clip_grad_norm_(net.parameters(), self.gradient_clip_val)
+                optimizer.step()
+                scheduler.step()
+                total += loss.detach() * len(batch["y"])
+                count += len(batch["y"])
+            self.history.train_loss.append(float(total) / max(count, 1))
+            if val_loader:
+                val_loss, val_acc = self.evaluate(net, val_loader)
+                self.history.val_loss.append(val_loss)
+                self.history.val_acc.append(val_acc)
+            self._report(epoch, time.perf_counter() - start)
+            if stop.enabled:
+                value = self.history.val_loss[-1] if stop.monitor == "val_loss" else self.history.val_acc[-1]
+                if stop.improved(value, best):
+                    best, waited, self.history.best_epoch = value, 0, epoch
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    waited += 1
+                    if waited >= stop.patience:
+                        break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        return net
+
+    @torch.no_grad()
+    def evaluate(self, net: nn.Module, loader: Iterable) -> tuple[float, float]:
+        """(log loss, accuracy) of ``net`` over ``loader``."""
+        net.eval()
+        loss_sum, correct, count = 0.0, 0, 0
+        for batch in loader:
+            batch = self._to_device(batch)
+            logits = net(batch["x_num"], batch["x_cat"])
+            loss_sum += float(evaluation_loss(logits, batch["y"])) * len(batch["y"])
+            correct += int((logits.argmax(-1) == batch["y"]).sum())
+            count += len(batch["y"])
+        return loss_sum / max(count, 1), correct / max(count, 1)
+
+    def _report(self, epoch: int, seconds: float) -> None:
+        if not self.progress:
+            return
+        h = self.history
+        line = f"epoch {epoch + 1}/{self.max_epochs}  train_loss {h.train_loss[-1]:.4f}"
+        if h.val_loss:
+            line += f"  val_loss {h.val_loss[-1]:.4f}  val_acc {h.val_acc[-1]:.4f}"
+        print(f"{line}  ({seconds:.1f}s)", file=sys.stderr)
