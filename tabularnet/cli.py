@@ -13,6 +13,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.schema import DataError
@@ -113,6 +114,7 @@ def main(args: list[str] | None = None) -> None:
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
+    quiet_lightning()
     from_argv = args is None
     try:
         args = _with_checkpoint_config(list(sys.argv[1:] if from_argv else args))

@@ -1,0 +1,43 @@
+# tabularnet: `make demo` and `make test` set everything up themselves from a clean clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# NOTE: a plain `torch` requirement pulls a multi-GB CUDA build; on CPU machines the pinned CPU build is
+# installed first and pyproject's range then accepts it. GPU users: `make TORCH_SPEC=torch venv`.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast lint check bench bench-speed clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@echo "== training an MLP on Adult (official split), then testing the best checkpoint"
+	$(BIN)/tabularnet fit --config configs/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check tabularnet tests bench
+	$(BIN)/ruff format --check tabularnet tests bench
+
+check: lint test
+
+bench: bench-speed
+
+bench-speed: $(STAMP)
+	$(BIN)/python bench/speed.py
+
+clean:
+	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -1,0 +1,378 @@
+"""The original Python API (``MLPClassifier(...).train(X, y)``) as scikit-learn estimators.
+
+Both drivers train the same LightningModule's network with the same recipe: ``use_lightning=True`` runs
+Lightning's Trainer, ``use_lightning=False`` (the default, as in the original) runs :class:`TorchTrainer`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from tabularnet._quiet import quiet_lightning
+from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
+from tabularnet.data.loader import TensorBatchLoader
+from tabularnet.data.preprocessing import Preprocessor
+from tabularnet.data.schema import DataError
+from tabularnet.training.lightning_modules import MLPLightningModule, TrainingMixin, TransformerLightningModule
+from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
+
+TARGET = "__target__"
+TRAINING_DEFAULTS = {
+    "batch_size": 64,
+    "epochs": 50,
+    "eval_batch_size": 4096,
+    "early_stopping": None,
+    "validation_split": 0.1,
+    "gradient_clip_val": None,
+}
+RECIPE_PARAMS = ("label_smoothing", "weight_decay", "optimizer", "scheduler", "mixup", "noise", "distillation")
+
+
+def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
+    """X (DataFrame, ndarray, list of lists, pyarrow table) as a DataFrame with string column names."""
+    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):
+        X = X.to_pandas()
+    if isinstance(X, pd.DataFrame):
+        return X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
+    array = np.asarray(X, dtype=object if _has_strings(X) else None)
+    if array.ndim != 2:
+        raise DataError(f"X must be 2-dimensional (rows x features), however: X has shape {array.shape}")
+    columns = feature_names if feature_names and len(feature_names) == array.shape[1] else None
+    return pd.DataFrame(array, columns=columns or [f"x{i}" for i in range(array.shape[1])]).infer_objects()
+
+
+def _has_strings(X) -> bool:
+    try:
+        return np.asarray(X).dtype.kind in "OUS"
+    except ValueError:
+        return True
+
+
+def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Tensor:
+    """Teacher outputs as logits: rows that are non-negative and sum to 1 are probabilities (logged), anything
+    else is already logits (log-probabilities included)."""
+    values = np.asarray(teacher_probs, dtype=np.float64)
+    if values.shape != (n_rows, n_classes):
+        raise DataError(f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}")
+    if not np.isfinite(values).all():
+        raise DataError("teacher_probs has NaN or infinite values")
+    if (values >= 0).all() and np.allclose(values.sum(1), 1.0, atol=1e-4):
+        values = np.log(np.clip(values, 1e-10, None))
+    return torch.as_tensor(values, dtype=torch.float32)
+
+
+class _TabularClassifier(ClassifierMixin, BaseEstimator):
+    """Shared fit/predict/save logic; subclasses name their LightningModule and network parameters."""
+
+    module_class: type[TrainingMixin]
+    network_params: tuple[str, ...]
+
+    # ------------------------------------------------------------------ options
+    def _training(self) -> dict:
+        training = dict(self.training or {})
+        unknown = sorted(set(training) - set(TRAINING_DEFAULTS))
+        if unknown:
+            raise ValueError(f"training: unknown key(s) {unknown} (known: {sorted(TRAINING_DEFAULTS)})")
+        return {**TRAINING_DEFAULTS, **training}
+
+    def _early_stopping(self, training: dict) -> EarlyStopping:
+        spec = training["early_stopping"] or {}
+        unknown = sorted(set(spec) - {"enabled", "monitor", "patience", "min_delta"})
+        if unknown:
+            raise ValueError(f"training.early_stopping: unknown key(s) {unknown}")
+        stop = EarlyStopping(**spec)
+        if stop.monitor not in ("val_loss", "val_acc"):
+            raise ValueError(f"training.early_stopping.monitor must be 'val_loss' or 'val_acc', however: {stop.monitor!r}")
+        return stop
+
+    def _build_module(self, dm: TabularDataModule) -> TrainingMixin:
+        torch.manual_seed(self.random_seed)  # same initial weights for both drivers
+        return self.module_class(
+            n_num_features=dm.n_num_features,
+            cat_cardinalities=dm.cat_cardinalities,
+            n_classes=dm.n_classes,
+            **{name: getattr(self, name) for name in self.network_params},
+            **{name: getattr(self, name) for name in RECIPE_PARAMS},
+        )
+
+    # ---------------------------------------------------------------- training
+    def train(self, X, y, teacher_probs=None, X_val=None, y_val=None):
+        """Fit on ``X, y``; ``teacher_probs`` (probabilities or logits, one row per row of X) for distillation;
+        ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on)."""
+        training, X_frame = self._training(), as_frame(X)
+        stop = self._early_stopping(training)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X_frame):
+            raise DataError(f"y must be 1-dimensional with one label per row of X, however: y has shape {y.shape}")
+        self.n_features_in_ = X_frame.shape[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X_frame.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        if TARGET in X_frame.columns:
+            raise DataError(f"X has a column named {TARGET!r}, which tabularnet reserves")
+        train = X_frame.assign(**{TARGET: y})
+        val = None if X_val is None else as_frame(X_val, list(X_frame.columns)).assign(**{TARGET: np.asarray(y_val)})
+        n_classes = len(np.unique(y))
+        logits = None if teacher_probs is None else teacher_logits_from(teacher_probs, len(y), n_classes)
+        dm = TabularDataModule.from_frames(
+            train,
+            val=val,
+            teacher_logits=logits,
+            target=TARGET,
+            val_fraction=training["validation_split"] if stop.enabled and val is None else 0.0,
+            batch_size=training["batch_size"],
+            eval_batch_size=training["eval_batch_size"],
+            seed=self.random_seed,
+        )
+        module = self._build_module(dm)
+        if self.use_lightning:
+            self._fit_lightning(module, dm, training, stop)
+        else:
+            trainer = TorchTrainer(
+                module.recipe,
+                max_epochs=training["epochs"],
+                seed=self.random_seed,
+                early_stopping=stop,
+                gradient_clip_val=training["gradient_clip_val"],
+                progress=self.verbose,
+            )
+            val_loader = dm.val_dataloader()
+            trainer.fit(module.net, dm.train_dataloader(), val_loader or None)
+            self.history_ = trainer.history
+        self.module_, self.preprocessing_ = module.eval(), dm.preprocessor.state_dict()
+        self.classes_ = np.asarray(dm.classes)
+        return self
+
+    def fit(self, X, y, **fit_params):
+        """scikit-learn's name for :meth:`train`."""
+        return self.train(X, y, **fit_params)
+
+    def _fit_lightning(self, module: TrainingMixin, dm: TabularDataModule, training: dict, stop) -> None:
+        quiet_lightning(self.verbose)
+        callbacks, monitor = [], stop.monitor if stop.enabled else None
+        with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
+            if stop.enabled:
+                callbacks = [
+                    pl.callbacks.EarlyStopping(monitor=monitor, mode=stop.mode, patience=stop.patience, min_delta=stop.min_delta),
+                    pl.callbacks.ModelCheckpoint(dirpath=folder, monitor=monitor, mode=stop.mode),
+                ]
+            trainer = pl.Trainer(
+                max_epochs=training["epochs"],
+                accelerator="cpu",
+                logger=False,
+                callbacks=callbacks,
+                enable_checkpointing=stop.enabled,
+                enable_progress_bar=self.verbose,
+                enable_model_summary=False,
+                gradient_clip_val=training["gradient_clip_val"],
+                num_sanity_val_steps=0,
+                default_root_dir=folder,
+            )
+            trainer.fit(module, datamodule=dm)
+            if stop.enabled and trainer.checkpoint_callback.best_model_path:
+                state = load_checkpoint(trainer.checkpoint_callback.best_model_path)["state_dict"]
+                module.load_state_dict(state)
+
+    # -------------------------------------------------------------- prediction
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, ``(n_rows, n_classes)``, columns in the order of ``classes_``."""
+        check_is_fitted(self, "module_")
+        frame = as_frame(X, list(getattr(self, "feature_names_in_", [])) or None)
+        if frame.shape[1] != self.n_features_in_ and not isinstance(X, pd.DataFrame):
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input"
+            )
+        tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
+        loader = TensorBatchLoader(tensors, batch_size=self._training()["eval_batch_size"], shard=False)
+        net = self.module_.net.eval()
+        with torch.no_grad():
+            probs = [net(b["x_num"], b["x_cat"]).float().softmax(-1) for b in loader]
+        return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels, in the type of the training labels."""
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint that ``tabularnet predict --ckpt_path`` and :meth:`load` read (``weights_only``)."""
+        check_is_fitted(self, "module_")
+        hparams = dict(self.module_.hparams)
+        hparams["_class_path"] = f"tabularnet.{self.module_class.__name__}"
+        checkpoint = {
+            "state_dict": self.module_.state_dict(),
+            "hyper_parameters": hparams,
+            TabularDataModule.__qualname__: {"preprocessing": self.preprocessing_},
+            "datamodule_hyper_parameters": {"target": self.preprocessing_["schema"]["target"]},
+            "pytorch-lightning_version": pl.__version__,
+            "tabularnet_estimator": {
+                "class": type(self).__name__,
+                "params": _plain(self.get_params()),
+                "feature_names_in": list(getattr(self, "feature_names_in_", [])),
+            },
+        }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(checkpoint, path)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Load a model written by :meth:`save` or a ``tabularnet fit`` checkpoint."""
+        checkpoint = load_checkpoint(path)
+        hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+        class_path = checkpoint["hyper_parameters"].get("_class_path", "")
+        if not class_path.endswith(cls.module_class.__name__):
+            raise DataError(f"{path}: holds a {class_path or 'unknown model'}, not a {cls.module_class.__name__}")
+        saved = checkpoint.get("tabularnet_estimator", {})
+        params = saved.get("params") or {k: v for k, v in hparams.items() if k in cls().get_params()}
+        estimator = cls(**params)
+        module = cls.module_class(**hparams)
+        module.load_state_dict(checkpoint["state_dict"])
+        estimator.module_ = module.eval()
+        estimator.preprocessing_ = checkpoint[TabularDataModule.__qualname__]["preprocessing"]
+        estimator.classes_ = np.asarray(estimator.preprocessing_["classes"])
+        schema = estimator.preprocessing_["schema"]
+        estimator.n_features_in_ = len(schema["numeric"]) + len(schema["categorical"])
+        if saved.get("feature_names_in"):
+            estimator.feature_names_in_ = np.asarray(saved["feature_names_in"], dtype=object)
+        return estimator
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _plain(value: Any):
+    """Estimator parameters as plain containers (tuples to lists) for a weights_only checkpoint."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class MLPClassifier(_TabularClassifier):
+    """An MLP classifier with the original API and the scikit-learn estimator contract.
+
+    Args:
+        hidden_dims: width of each hidden layer (default ``[128, 64]``).
+        activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
+        dropout: dropout after each hidden layer.
+        d_cat_embedding: size of each categorical embedding.
+        weight_decay: weight decay on weight matrices (not biases, norms, embeddings).
+        label_smoothing: label smoothing of the cross-entropy.
+        optimizer: ``{'name': 'Adam'|'AdamW', 'lr': float, 'weight_decay': float}``.
+        scheduler: ``{'name': 'cosine'|'constant', 'warmup_proportion': float}``, a name, or ``None``.
+        mixup: ``{'enabled': bool, 'alpha': float}``.
+        noise: ``{'enabled': bool, 'std': float}``.
+        distillation: ``{'enabled': bool, 'lambda': float, 'temperature': float, 'consistency': float}``.
+        training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
+            'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096}``.
+        random_seed: seeds weights, batch order, dropout and augmentations.
+        use_lightning: train with Lightning's Trainer instead of the plain PyTorch loop (same result).
+        verbose: show progress.
+    """
+
+    module_class = MLPLightningModule
+    network_params = ("hidden_dims", "activation", "dropout", "d_cat_embedding")
+
+    def __init__(
+        self,
+        hidden_dims=(128, 64),
+        activation="relu",
+        dropout=0.1,
+        d_cat_embedding=8,
+        weight_decay=0.0,
+        label_smoothing=0.0,
+        optimizer=None,
+        scheduler=None,
+        mixup=None,
+        noise=None,
+        distillation=None,
+        training=None,
+        random_seed=42,
+        use_lightning=False,
+        verbose=False,
+    ):
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.dropout = dropout
+        self.d_cat_embedding = d_cat_embedding
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.mixup = mixup
+        self.noise = noise
+        self.distillation = distillation
+        self.training = training
+        self.random_seed = random_seed
+        self.use_lightning = use_lightning
+        self.verbose = verbose
+
+
+class TransformerClassifier(_TabularClassifier):
+    """An FT-Transformer classifier with the original API and the scikit-learn estimator contract.
+
+    Args:
+        d_model: token size.
+        nhead: attention heads (must divide ``d_model``).
+        num_layers: transformer blocks.
+        dropout: dropout in attention, feed-forward and residual branches.
+        activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
+        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, training, random_seed,
+        use_lightning, verbose: as in :class:`MLPClassifier`.
+    """
+
+    module_class = TransformerLightningModule
+    network_params = ("d_model", "nhead", "num_layers", "dropout", "activation")
+
+    def __init__(
+        self,
+        d_model=64,
+        nhead=8,
+        num_layers=3,
+        dropout=0.1,
+        activation="reglu",
+        weight_decay=0.0,
+        label_smoothing=0.0,
+        optimizer=None,
+        scheduler=None,
+        mixup=None,
+        noise=None,
+        distillation=None,
+        training=None,
+        random_seed=42,
+        use_lightning=False,
+        verbose=False,
+    ):
+        self.d_model = d_model
+        self.nhead = nhead
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.activation = activation
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.mixup = mixup
+        self.noise = noise
+        self.distillation = distillation
+        self.training = training
+        self.random_seed = random_seed
+        self.use_lightning = use_lightning
+        self.verbose = verbose
