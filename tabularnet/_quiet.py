@@ -11,7 +11,9 @@ _NOISE = (
     r".*Couldn't infer the batch indices fetched from your dataloader.*",
     r".*Total length of `list` across ranks is zero.*",
     r".*does not have many workers which may be a bottleneck.*",
-    r".*`training_step` returned `None`.*",
+    r".*LightningCLI's args parameter is intended to run from within Python.*",
+    r".*The dirpath has changed from.*",
+    r".*is smaller than the logging interval.*",
 )
 
 

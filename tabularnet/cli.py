@@ -45,6 +45,11 @@ class TabularCLI(LightningCLI):
         # Lightning's own pass would add the linked sizes a second time as extra kwargs.
         return None
 
+    def instantiate_trainer(self, **kwargs):
+        if self.subcommand == "predict":
+            kwargs["logger"] = False  # prediction logs nothing: no empty lightning_logs/version_N folders
+        return super().instantiate_trainer(**kwargs)
+
     def before_predict(self) -> None:
         path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
         self.trainer.callbacks.append(PredictionWriter(path))
@@ -93,18 +98,17 @@ def _config_from_checkpoint(ckpt_path: str) -> dict:
     return {"model": {"class_path": class_path, "init_args": init_args}, "data": data_args}
 
 
-def _with_checkpoint_config(args: list[str]) -> list[str]:
-    """``validate|test|predict --ckpt_path X`` without ``--config``: configure model and data from the checkpoint."""
+def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
+    """``validate|test|predict --ckpt_path X`` without ``--config``: configure model and data from the checkpoint
+    (written as a config file in ``folder``)."""
     if not args or args[0] not in EVAL_SUBCOMMANDS:
         return args
     ckpt_path = _option_value(args, "--ckpt_path")
     if ckpt_path is None or any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
         return args
-    config = _config_from_checkpoint(ckpt_path)
-    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="tabularnet-ckpt-", delete=False)
-    with handle:
-        yaml.safe_dump(config, handle)
-    return [args[0], "--config", handle.name, *args[1:]]
+    config_path = Path(folder) / "checkpoint_config.yaml"
+    config_path.write_text(yaml.safe_dump(_config_from_checkpoint(ckpt_path)))
+    return [args[0], "--config", str(config_path), *args[1:]]
 
 
 def main(args: list[str] | None = None) -> None:
@@ -115,20 +119,18 @@ def main(args: list[str] | None = None) -> None:
 def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
     quiet_lightning()
-    from_argv = args is None
+    args = list(sys.argv[1:] if args is None else args)
     try:
-        args = _with_checkpoint_config(list(sys.argv[1:] if from_argv else args))
-        if from_argv:  # LightningCLI warns when given both sys.argv and args
-            sys.argv, args = [sys.argv[0], *args], None
-        return TabularCLI(
-            TrainingMixin,
-            TabularDataModule,
-            subclass_mode_model=True,
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            args=args,
-            run=run,
-        )
+        with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
+            return TabularCLI(
+                TrainingMixin,
+                TabularDataModule,
+                subclass_mode_model=True,
+                save_config_kwargs={"overwrite": True},
+                auto_configure_optimizers=False,
+                args=_with_checkpoint_config(args, folder),
+                run=run,
+            )
     except (DataError, ValueError) as err:
         if os.environ.get("TABULARNET_DEBUG"):
             raise
