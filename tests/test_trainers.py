@@ -1,0 +1,99 @@
+"""The Lightning driver and the plain-PyTorch driver train the same model from the same seed."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from tabularnet.data.datamodule import TabularDataModule
+from tabularnet.training.lightning_modules import MLPLightningModule, TransformerLightningModule
+from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
+
+RECIPE = dict(
+    label_smoothing=0.1,
+    weight_decay=1e-4,
+    optimizer={"name": "AdamW", "lr": 3e-3},
+    scheduler={"name": "cosine", "warmup_proportion": 0.1},
+    mixup={"enabled": True, "alpha": 0.4},
+    noise={"enabled": True, "std": 0.1},
+)
+NETWORKS = {
+    "mlp": (MLPLightningModule, dict(hidden_dims=[32, 16], dropout=0.2, activation="geglu")),
+    "ft_transformer": (TransformerLightningModule, dict(d_model=16, nhead=2, num_layers=2, dropout=0.1)),
+}
+
+
+def make_module(cls, kwargs, dm: TabularDataModule, seed: int):
+    torch.manual_seed(seed)
+    return cls(
+        n_num_features=dm.n_num_features,
+        cat_cardinalities=dm.cat_cardinalities,
+        n_classes=dm.n_classes,
+        **kwargs,
+        **RECIPE,
+    )
+
+
+def val_probs(module, dm) -> torch.Tensor:
+    tensors = dm.split_tensors("val")
+    with torch.no_grad():
+        return module.net.eval()(tensors["x_num"], tensors["x_cat"]).softmax(-1)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_same_seed_same_model(table, name):
+    cls, kwargs = NETWORKS[name]
+    seed = 123
+    dm = TabularDataModule.from_frames(table, target="target", batch_size=32, seed=seed)
+
+    lightning_module = make_module(cls, kwargs, dm, seed)
+    trainer = pl.Trainer(
+        max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, gradient_clip_val=1.0,
+    )
+    trainer.fit(lightning_module, datamodule=dm)
+
+    torch_module = make_module(cls, kwargs, dm, seed)
+    TorchTrainer(torch_module.recipe, max_epochs=3, seed=seed, gradient_clip_val=1.0).fit(
+        torch_module.net, dm.train_dataloader(), dm.val_dataloader()
+    )
+    difference = (val_probs(lightning_module, dm) - val_probs(torch_module, dm)).abs().max().item()
+    assert difference <= 1e-5
+    # and training really changed the weights (the comparison is not between two untrained nets)
+    untrained = make_module(cls, kwargs, dm, seed)
+    assert (val_probs(untrained, dm) - val_probs(torch_module, dm)).abs().max().item() > 1e-3
+
+
+def test_different_seeds_differ(table):
+    cls, kwargs = NETWORKS["mlp"]
+    dm = TabularDataModule.from_frames(table, target="target", batch_size=32)
+    runs = []
+    for seed in (1, 2):
+        module = make_module(cls, kwargs, dm, seed)
+        TorchTrainer(module.recipe, max_epochs=2, seed=seed).fit(module.net, dm.train_dataloader())
+        runs.append(val_probs(module, dm))
+    assert (runs[0] - runs[1]).abs().max().item() > 1e-4
+
+
+def test_torch_trainer_early_stopping_restores_the_best_epoch(table):
+    cls, kwargs = NETWORKS["mlp"]
+    dm = TabularDataModule.from_frames(table, target="target", batch_size=32)
+    module = make_module(cls, kwargs, dm, 0)
+    trainer = TorchTrainer(module.recipe, max_epochs=60, seed=0, early_stopping=EarlyStopping(True, "val_loss", 3))
+    trainer.fit(module.net, dm.train_dataloader(), dm.val_dataloader())
+    history = trainer.history
+    assert len(history.val_loss) < 60  # stopped early
+    assert len(history.val_loss) - 1 - history.best_epoch == 3
+    restored_loss, _ = trainer.evaluate(module.net, dm.val_dataloader())
+    assert restored_loss == pytest.approx(min(history.val_loss), abs=1e-6)
+
+
+def test_early_stopping_without_validation_data_is_an_error(table):
+    cls, kwargs = NETWORKS["mlp"]
+    dm = TabularDataModule.from_frames(table, target="target", val_fraction=0.0)
+    module = make_module(cls, kwargs, dm, 0)
+    with pytest.raises(ValueError, match="early stopping needs validation data"):
+        TorchTrainer(module.recipe, max_epochs=2, early_stopping=EarlyStopping(True)).fit(
+            module.net, dm.train_dataloader(), dm.val_dataloader()
+        )
