@@ -194,7 +194,7 @@ class TabularDataModule(pl.LightningDataModule):
         if split != "predict":
             tensors["y"] = preprocessor.encode_labels(frame[target], source=source)
         if split == "train" and self.teacher_logits is not None:
-            tensors["teacher_logits"] = self.teacher_logits[torch.as_tensor(frame["__teacher_row__"].to_numpy())]
+            tensors["teacher_logits"] = self.teacher_logits[torch.as_tensor(frame["__teacher_row__"].to_numpy().copy())]
         self._tensors[split] = tensors
         return tensors
 

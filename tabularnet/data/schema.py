@@ -121,5 +121,5 @@ def check_target(y: pd.Series, *, source: str) -> pd.Series:
         row = int(np.flatnonzero(y.isna().to_numpy())[0])
         raise DataError(f"{source}: target column {y.name!r} has {int(y.isna().sum())} missing labels (first at row {row})")
     if y.nunique() < 2:
-        raise DataError(f"{source}: target column {y.name!r} has a single class {y.iloc[0]!r}; need at least two")
+        raise DataError(f"{source}: target column {y.name!r} has only one class ({y.iloc[0]!r}); need at least two")
     return y

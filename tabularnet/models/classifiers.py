@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet._quiet import quiet_lightning
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
@@ -38,14 +39,15 @@ RECIPE_PARAMS = ("label_smoothing", "weight_decay", "optimizer", "scheduler", "m
 
 
 def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
-    """X (DataFrame, ndarray, list of lists, pyarrow table) as a DataFrame with string column names."""
+    """X (DataFrame, ndarray, list of lists, pyarrow table) as a DataFrame with string column names.
+
+    Arrays go through scikit-learn's ``check_array`` (2-D, non-empty, not sparse, not complex; NaN allowed).
+    """
     if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):
         X = X.to_pandas()
     if isinstance(X, pd.DataFrame):
         return X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
-    array = np.asarray(X, dtype=object if _has_strings(X) else None)
-    if array.ndim != 2:
-        raise DataError(f"X must be 2-dimensional (rows x features), however: X has shape {array.shape}")
+    array = check_array(X, dtype=object if _has_strings(X) else "numeric", ensure_all_finite="allow-nan")
     columns = feature_names if feature_names and len(feature_names) == array.shape[1] else None
     return pd.DataFrame(array, columns=columns or [f"x{i}" for i in range(array.shape[1])]).infer_objects()
 
@@ -108,11 +110,14 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
     def train(self, X, y, teacher_probs=None, X_val=None, y_val=None):
         """Fit on ``X, y``; ``teacher_probs`` (probabilities or logits, one row per row of X) for distillation;
         ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on)."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         training, X_frame = self._training(), as_frame(X)
         stop = self._early_stopping(training)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X_frame):
-            raise DataError(f"y must be 1-dimensional with one label per row of X, however: y has shape {y.shape}")
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if len(y) != len(X_frame):
+            raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
         self.n_features_in_ = X_frame.shape[1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(X_frame.columns, dtype=object)
@@ -202,7 +207,8 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, in the type of the training labels."""
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        probs = self.predict_proba(X)
+        return self.classes_[probs.argmax(1)]
 
     # ----------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
