@@ -30,9 +30,7 @@ class TabularCLI(LightningCLI):
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
-        )
+        parser.set_defaults({"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True})
         parser.add_argument(
             "--predictions_path",
             type=Optional[str],

@@ -42,8 +42,11 @@ def xy():
 def test_use_lightning_gives_the_same_predictions(cls, xy):
     X, y = xy
     options = dict(
-        label_smoothing=0.1, mixup={"enabled": True, "alpha": 0.2}, noise={"enabled": True, "std": 0.05},
-        scheduler={"name": "cosine", "warmup_proportion": 0.1}, training={"batch_size": 32, "epochs": 3},
+        label_smoothing=0.1,
+        mixup={"enabled": True, "alpha": 0.2},
+        noise={"enabled": True, "std": 0.05},
+        scheduler={"name": "cosine", "warmup_proportion": 0.1},
+        training={"batch_size": 32, "epochs": 3},
         random_seed=5,
     )
     small = dict(d_model=16, nhead=2, num_layers=1) if cls is TransformerClassifier else dict(hidden_dims=[16, 8])
@@ -120,16 +123,31 @@ def test_save_load_and_cli_share_one_artifact(xy, tmp_path, table_files):
 
     out = tmp_path / "preds.csv"
     X.to_csv(tmp_path / "new.csv", index=False)
-    main(["predict", "--ckpt_path", str(path), f"--data.predict_path={tmp_path / 'new.csv'}",
-          f"--predictions_path={out}"])
+    main(
+        [
+            "predict",
+            "--ckpt_path",
+            str(path),
+            f"--data.predict_path={tmp_path / 'new.csv'}",
+            f"--predictions_path={out}",
+        ]
+    )
     cli_probs = pd.read_csv(out)[["proba_no", "proba_yes"]].to_numpy()
     np.testing.assert_allclose(cli_probs, model.predict_proba(pd.read_csv(tmp_path / "new.csv")), atol=1e-5)
 
 
 def test_load_reads_a_cli_checkpoint(table_files, tmp_path):
-    main(["fit", "--model=tabularnet.MLPLightningModule", "--model.hidden_dims=[8]",
-          f"--data.train_path={table_files['train']}", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
-          f"--trainer.default_root_dir={tmp_path}"])
+    main(
+        [
+            "fit",
+            "--model=tabularnet.MLPLightningModule",
+            "--model.hidden_dims=[8]",
+            f"--data.train_path={table_files['train']}",
+            "--trainer.max_epochs=1",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
     model = MLPClassifier.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
     frame = pd.read_csv(table_files["predict"])
     assert model.predict_proba(frame).shape == (len(frame), 2)
@@ -163,30 +181,55 @@ def test_original_snippets_run_as_written(adult):
     mlp = MLPClassifier(hidden_dims=[128, 64, 32], dropout=0.2, training={"batch_size": 32, "epochs": 1})
     mlp.train(X_train, y_train)
 
-    mlp = MLPClassifier(hidden_dims=[256, 128, 64], activation="geglu", dropout=0.3, weight_decay=0.0001,
-                        label_smoothing=0.1, optimizer={"name": "AdamW", "lr": 0.001},
-                        scheduler={"name": "cosine", "warmup_proportion": 0.1},
-                        mixup={"enabled": True, "alpha": 0.2}, training={"batch_size": 64, "epochs": 1},
-                        random_seed=42, use_lightning=True)
+    mlp = MLPClassifier(
+        hidden_dims=[256, 128, 64],
+        activation="geglu",
+        dropout=0.3,
+        weight_decay=0.0001,
+        label_smoothing=0.1,
+        optimizer={"name": "AdamW", "lr": 0.001},
+        scheduler={"name": "cosine", "warmup_proportion": 0.1},
+        mixup={"enabled": True, "alpha": 0.2},
+        training={"batch_size": 64, "epochs": 1},
+        random_seed=42,
+        use_lightning=True,
+    )
     mlp.train(X_train, y_train)
 
-    transformer = TransformerClassifier(d_model=128, nhead=4, num_layers=3, dropout=0.2,
-                                        optimizer={"name": "AdamW", "lr": 0.0005},
-                                        scheduler={"name": "cosine", "warmup_proportion": 0.08},
-                                        training={"batch_size": 64, "epochs": 1}, random_seed=42, use_lightning=True)
+    transformer = TransformerClassifier(
+        d_model=128,
+        nhead=4,
+        num_layers=3,
+        dropout=0.2,
+        optimizer={"name": "AdamW", "lr": 0.0005},
+        scheduler={"name": "cosine", "warmup_proportion": 0.08},
+        training={"batch_size": 64, "epochs": 1},
+        random_seed=42,
+        use_lightning=True,
+    )
     transformer.train(X_train, y_train)
 
     teacher = XGBoostClassifier(n_estimators=200)
     teacher.train(X_train, y_train)
     teacher_logits = np.log(teacher.predict_proba(X_train) + 1e-10)
-    student = MLPClassifier(hidden_dims=[128, 64, 32], dropout=0.2, training={"batch_size": 64, "epochs": 1},
-                            distillation={"enabled": True, "lambda": 0.7, "temperature": 2.0}, use_lightning=True)
+    student = MLPClassifier(
+        hidden_dims=[128, 64, 32],
+        dropout=0.2,
+        training={"batch_size": 64, "epochs": 1},
+        distillation={"enabled": True, "lambda": 0.7, "temperature": 2.0},
+        use_lightning=True,
+    )
     student.train(X_train, y_train, teacher_probs=teacher_logits)
 
-    mlp = MLPClassifier(hidden_dims=[128, 64, 32],
-                        training={"batch_size": 32, "epochs": 1,
-                                  "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 10}},
-                        use_lightning=True)
+    mlp = MLPClassifier(
+        hidden_dims=[128, 64, 32],
+        training={
+            "batch_size": 32,
+            "epochs": 1,
+            "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 10},
+        },
+        use_lightning=True,
+    )
     mlp.train(X_train, y_train)
     for model in (transformer, student, mlp):
         assert (model.predict(X_train) == y_train).mean() > 0.7

@@ -70,7 +70,15 @@ def test_predict_from_checkpoint_alone_matches_test(run_dir, table_files, tmp_pa
     best = json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"]
     out = tmp_path / "preds.csv"
     # the test file still has its target column: it must be ignored
-    main(["predict", "--ckpt_path", best, f"--data.predict_path={table_files['test']}", f"--predictions_path={out}"])
+    main(
+        [
+            "predict",
+            "--ckpt_path",
+            best,
+            f"--data.predict_path={table_files['test']}",
+            f"--predictions_path={out}",
+        ]
+    )
     preds = pd.read_csv(out)
     test = pd.read_csv(table_files["test"])
     assert list(preds.columns) == ["prediction", "proba_no", "proba_yes"]
@@ -93,8 +101,15 @@ def test_predict_parquet_and_reordered_columns(run_dir, table_files, tmp_path):
     source = tmp_path / "new.parquet"
     frame.to_parquet(source)
     out = tmp_path / "preds.parquet"
-    main(["predict", "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"), f"--data.predict_path={source}",
-          f"--predictions_path={out}"])
+    main(
+        [
+            "predict",
+            "--ckpt_path",
+            str(run_dir / "checkpoints" / "last.ckpt"),
+            f"--data.predict_path={source}",
+            f"--predictions_path={out}",
+        ]
+    )
     assert len(pd.read_parquet(out)) == len(frame)
 
 
@@ -129,8 +144,13 @@ def test_help_and_print_config():
     ],
 )
 def test_bad_input_is_one_line_error(table_files, args, expected):
-    result = run_cli("fit", "--model=tabularnet.MLPLightningModule", f"--data.train_path={table_files['train']}",
-                     "--trainer.fast_dev_run=1", *args)
+    result = run_cli(
+        "fit",
+        "--model=tabularnet.MLPLightningModule",
+        f"--data.train_path={table_files['train']}",
+        "--trainer.fast_dev_run=1",
+        *args,
+    )
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr

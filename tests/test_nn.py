@@ -21,8 +21,15 @@ def test_mlp_shapes(activation):
 
 @pytest.mark.parametrize("activation", ["reglu", "geglu", "relu"])
 def test_ft_transformer_shapes(activation):
-    net = FTTransformer(n_num_features=4, cat_cardinalities=[5, 5, 5], d_out=2, d_model=16, nhead=4, num_layers=2,
-                        activation=activation)
+    net = FTTransformer(
+        n_num_features=4,
+        cat_cardinalities=[5, 5, 5],
+        d_out=2,
+        d_model=16,
+        nhead=4,
+        num_layers=2,
+        activation=activation,
+    )
     assert net(*inputs()).shape == (8, 2)
 
 

@@ -74,7 +74,9 @@ def test_label_smoothing_is_applied():
 def test_distillation_with_zero_lambda_equals_plain_ce():
     b, model = batch(), net()
     plain = training_loss(model, b, Recipe.from_options(label_smoothing=0.1), AugmentationRNG(0)).loss
-    distill = Recipe.from_options(label_smoothing=0.1, distillation={"enabled": True, "lambda": 0.0, "temperature": 3.0})
+    distill = Recipe.from_options(
+        label_smoothing=0.1, distillation={"enabled": True, "lambda": 0.0, "temperature": 3.0}
+    )
     torch.testing.assert_close(training_loss(model, b, distill, AugmentationRNG(0)).loss, plain)
 
 

@@ -24,7 +24,11 @@ TINY_CSV = b"a,b,target\n1,x,0\n2,y,1\n3,,0\n"
 def small_frame(n_rows: int = 20, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
-        {"num": rng.normal(size=n_rows).round(6), "cat": rng.choice(["a", "b", "NA"], n_rows), "y": rng.integers(0, 2, n_rows)}
+        {
+            "num": rng.normal(size=n_rows).round(6),
+            "cat": rng.choice(["a", "b", "NA"], n_rows),
+            "y": rng.integers(0, 2, n_rows),
+        }
     )
 
 

@@ -49,8 +49,13 @@ def test_same_seed_same_model(table, name):
 
     lightning_module = make_module(cls, kwargs, dm, seed)
     trainer = pl.Trainer(
-        max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, gradient_clip_val=1.0,
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
     )
     trainer.fit(lightning_module, datamodule=dm)
 

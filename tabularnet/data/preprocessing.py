@@ -19,15 +19,24 @@ Scaling = Literal["standard", "quantile", "none"]
 def category_strings(series: pd.Series) -> pd.Series:
     """Category values as strings, stable across files: 3, 3.0 and "3" all become "3"; missing stays NaN."""
     missing = series.isna().to_numpy()
-    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+    values = series.to_numpy()
+    if pd.api.types.is_bool_dtype(series):
         out = series.astype(str).to_numpy(dtype=object)
+    elif pd.api.types.is_numeric_dtype(series):
+        floats = values.astype(np.float64)
+        whole = np.isfinite(floats) & (floats == np.round(floats))
+        out = values.astype(str).astype(object)  # the column's own precision: float32 0.1 -> "0.1"
+        out[whole] = floats[whole].astype(np.int64).astype(str)
     else:
-        values = series.to_numpy(dtype=np.float64)
-        whole = np.isfinite(values) & (values == np.round(values))
-        as_int = np.where(whole, values, 0).astype(np.int64).astype(str)
-        out = np.where(whole, as_int, values.astype(str)).astype(object)
+        out = np.array([_category_string(v) for v in values], dtype=object)
     out[missing] = np.nan
     return pd.Series(out, index=series.index)
+
+
+def _category_string(value) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _native(value):
@@ -160,9 +169,7 @@ class Preprocessor:
         try:
             return torch.tensor([index[v] for v in values], dtype=torch.int64)
         except KeyError as err:
-            raise DataError(
-                f"{source}: label {err.args[0]!r} was not seen in training (classes: {classes})"
-            ) from None
+            raise DataError(f"{source}: label {err.args[0]!r} was not seen in training (classes: {classes})") from None
 
     def decode_labels(self, indices: np.ndarray | torch.Tensor) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[np.asarray(indices)]

@@ -106,9 +106,7 @@ def check_numeric(series: pd.Series, *, name: str, source: str) -> np.ndarray:
     bad = np.isnan(values) & series.notna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{source}: column {name!r} has non-numeric values (first: {series.iloc[row]!r} at row {row})"
-        )
+        raise DataError(f"{source}: column {name!r} has non-numeric values (first: {series.iloc[row]!r} at row {row})")
     if np.isinf(values).any():
         row = int(np.flatnonzero(np.isinf(values))[0])
         raise DataError(f"{source}: column {name!r} has an infinite value at row {row}")
@@ -119,7 +117,9 @@ def check_target(y: pd.Series, *, source: str) -> pd.Series:
     """Validate a training target: no missing labels, at least two classes."""
     if y.isna().any():
         row = int(np.flatnonzero(y.isna().to_numpy())[0])
-        raise DataError(f"{source}: target column {y.name!r} has {int(y.isna().sum())} missing labels (first at row {row})")
+        raise DataError(
+            f"{source}: target column {y.name!r} has {int(y.isna().sum())} missing labels (first at row {row})"
+        )
     if y.nunique() < 2:
         raise DataError(f"{source}: target column {y.name!r} has only one class ({y.iloc[0]!r}); need at least two")
     return y

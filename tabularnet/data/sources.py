@@ -42,7 +42,9 @@ def read_table(source: str | os.PathLike | pd.DataFrame | np.ndarray) -> pd.Data
             sep = "\t" if ".tsv" in name else ","
             df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], low_memory=False)
         else:
-            raise DataError(f"{path}: unknown file format (expected one of {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)})")
+            raise DataError(
+                f"{path}: unknown file format (expected one of {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)})"
+            )
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -83,14 +85,38 @@ DATASETS: dict[str, DatasetInfo] = {
                 "test": ("test.csv", "79af49c3023631b0a577ae5258e7b9a9fc288bdf88cd05beb717ece54be53f5a"),
             },
         ),
-        DatasetInfo("covertype", {"train": ("data.csv.gz", "caa7558e746c04b14ac09ef1927b77985b85aabf9988e16db78f26cedc5c846a")}),
-        DatasetInfo("higgs", {"train": ("data.csv.gz", "70ec479a1870368d98c10f215b7028eb95abd07e6f9660cb89726768218f2768")}),
-        DatasetInfo("bank-marketing", {"train": ("data.csv.gz", "c78e33e8ab36c258f8825f56941d5f98868d12baf7123d4cd8d0a785e220cc84")}),
-        DatasetInfo("electricity", {"train": ("data.csv.gz", "e5e830c5e824f34539a723248f034e18cd19c84d4772d4e8e09fbe1294841657")}),
-        DatasetInfo("letter", {"train": ("data.csv", "1ac4b1762da07601472026b84541fafcc1e67c491dd90f98f1b15f69e9314678")}),
-        DatasetInfo("magic-telescope", {"train": ("data.csv", "193dc11edf28a048da3263c8e6262cecdbefcacfcbf9779eb5095e7bd5de3d69")}),
-        DatasetInfo("titanic", {"train": ("data.csv", "41ab8b5b129a10629e45dbd5994107df899049cb00617231f83ea7cf28c7cd36")}),
-        DatasetInfo("credit-g", {"train": ("data.csv", "e65948a6a23e01064f0592fc8d90ddc66d41a8fb07c1215924092543ad0ca2cc")}),
+        DatasetInfo(
+            "covertype",
+            {"train": ("data.csv.gz", "caa7558e746c04b14ac09ef1927b77985b85aabf9988e16db78f26cedc5c846a")},
+        ),
+        DatasetInfo(
+            "higgs",
+            {"train": ("data.csv.gz", "70ec479a1870368d98c10f215b7028eb95abd07e6f9660cb89726768218f2768")},
+        ),
+        DatasetInfo(
+            "bank-marketing",
+            {"train": ("data.csv.gz", "c78e33e8ab36c258f8825f56941d5f98868d12baf7123d4cd8d0a785e220cc84")},
+        ),
+        DatasetInfo(
+            "electricity",
+            {"train": ("data.csv.gz", "e5e830c5e824f34539a723248f034e18cd19c84d4772d4e8e09fbe1294841657")},
+        ),
+        DatasetInfo(
+            "letter",
+            {"train": ("data.csv", "1ac4b1762da07601472026b84541fafcc1e67c491dd90f98f1b15f69e9314678")},
+        ),
+        DatasetInfo(
+            "magic-telescope",
+            {"train": ("data.csv", "193dc11edf28a048da3263c8e6262cecdbefcacfcbf9779eb5095e7bd5de3d69")},
+        ),
+        DatasetInfo(
+            "titanic",
+            {"train": ("data.csv", "41ab8b5b129a10629e45dbd5994107df899049cb00617231f83ea7cf28c7cd36")},
+        ),
+        DatasetInfo(
+            "credit-g",
+            {"train": ("data.csv", "e65948a6a23e01064f0592fc8d90ddc66d41a8fb07c1215924092543ad0ca2cc")},
+        ),
     ]
 }
 

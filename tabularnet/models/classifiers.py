@@ -23,7 +23,11 @@ from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import DataError
-from tabularnet.training.lightning_modules import MLPLightningModule, TrainingMixin, TransformerLightningModule
+from tabularnet.training.lightning_modules import (
+    MLPLightningModule,
+    TrainingMixin,
+    TransformerLightningModule,
+)
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
 TARGET = "__target__"
@@ -35,7 +39,15 @@ TRAINING_DEFAULTS = {
     "validation_split": 0.1,
     "gradient_clip_val": None,
 }
-RECIPE_PARAMS = ("label_smoothing", "weight_decay", "optimizer", "scheduler", "mixup", "noise", "distillation")
+RECIPE_PARAMS = (
+    "label_smoothing",
+    "weight_decay",
+    "optimizer",
+    "scheduler",
+    "mixup",
+    "noise",
+    "distillation",
+)
 
 
 def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
@@ -64,7 +76,9 @@ def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Ten
     else is already logits (log-probabilities included)."""
     values = np.asarray(teacher_probs, dtype=np.float64)
     if values.shape != (n_rows, n_classes):
-        raise DataError(f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}")
+        raise DataError(
+            f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}"
+        )
     if not np.isfinite(values).all():
         raise DataError("teacher_probs has NaN or infinite values")
     if (values >= 0).all() and np.allclose(values.sum(1), 1.0, atol=1e-4):
@@ -93,7 +107,9 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"training.early_stopping: unknown key(s) {unknown}")
         stop = EarlyStopping(**spec)
         if stop.monitor not in ("val_loss", "val_acc"):
-            raise ValueError(f"training.early_stopping.monitor must be 'val_loss' or 'val_acc', however: {stop.monitor!r}")
+            raise ValueError(
+                f"training.early_stopping.monitor must be 'val_loss' or 'val_acc', however: {stop.monitor!r}"
+            )
         return stop
 
     def _build_module(self, dm: TabularDataModule) -> TrainingMixin:
@@ -168,7 +184,9 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
             if stop.enabled:
                 callbacks = [
-                    pl.callbacks.EarlyStopping(monitor=monitor, mode=stop.mode, patience=stop.patience, min_delta=stop.min_delta),
+                    pl.callbacks.EarlyStopping(
+                        monitor=monitor, mode=stop.mode, patience=stop.patience, min_delta=stop.min_delta
+                    ),
                     pl.callbacks.ModelCheckpoint(dirpath=folder, monitor=monitor, mode=stop.mode),
                 ]
             trainer = pl.Trainer(

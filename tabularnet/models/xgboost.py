@@ -23,7 +23,9 @@ def _as_xgb_frame(X, categories: dict | None = None) -> pd.DataFrame:
     for name in frame.columns:
         column = frame[name]
         if categories is not None and name in categories:
-            frame[name] = pd.Categorical(column.astype(object).where(column.notna()).map(_str), categories=categories[name])
+            frame[name] = pd.Categorical(
+                column.astype(object).where(column.notna()).map(_str), categories=categories[name]
+            )
         elif not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
             frame[name] = pd.Categorical(column.astype(object).where(column.notna()).map(_str))
     return frame
@@ -116,7 +118,11 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
         """Save as xgboost's JSON model plus a JSON sidecar (``<path>.meta.json``) with classes and categories."""
         check_is_fitted(self, "model_")
         self.model_.save_model(str(path))
-        meta = {"params": self.get_params(), "classes": self.classes_.tolist(), "categories": self.categories_}
+        meta = {
+            "params": self.get_params(),
+            "classes": self.classes_.tolist(),
+            "categories": self.categories_,
+        }
         Path(f"{path}.meta.json").write_text(json.dumps(meta))
 
     @classmethod

@@ -6,7 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tabularnet.nn.layers import Activation, CategoricalEmbeddings, NumericEmbeddings, glu_factor, make_activation
+from tabularnet.nn.layers import (
+    Activation,
+    CategoricalEmbeddings,
+    NumericEmbeddings,
+    glu_factor,
+    make_activation,
+)
 
 
 class FeatureTokenizer(nn.Module):
@@ -111,7 +117,9 @@ class FTTransformer(nn.Module):
         d_ffn = max(1, round(d_model * ffn_factor))
         self.blocks = nn.Sequential(*[Block(d_model, nhead, d_ffn, dropout, activation) for _ in range(num_layers)])
         self.head = nn.Sequential(
-            nn.LayerNorm(d_model), make_activation("relu" if activation == "reglu" else "gelu"), nn.Linear(d_model, d_out)
+            nn.LayerNorm(d_model),
+            make_activation("relu" if activation == "reglu" else "gelu"),
+            nn.Linear(d_model, d_out),
         )
 
     def forward(self, x_num: Tensor, x_cat: Tensor) -> Tensor:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
 import torch
+from torch import Tensor, nn
 
 from tabularnet.nn.layers import Activation, CategoricalEmbeddings, glu_factor, make_activation
 
@@ -45,7 +45,11 @@ class MLP(nn.Module):
             raise ValueError("the MLP needs at least one numeric or categorical feature")
         blocks = []
         for d_block in hidden_dims:
-            blocks += [nn.Linear(d_in, d_block * glu_factor(activation)), make_activation(activation), nn.Dropout(dropout)]
+            blocks += [
+                nn.Linear(d_in, d_block * glu_factor(activation)),
+                make_activation(activation),
+                nn.Dropout(dropout),
+            ]
             d_in = d_block
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(d_in, d_out)

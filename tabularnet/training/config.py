@@ -9,18 +9,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal, Optional, TypedDict, Union
 
-OptimizerSpec = TypedDict(
-    "OptimizerSpec",
-    {"name": Literal["Adam", "AdamW"], "lr": float, "weight_decay": float, "betas": list[float]},
-    total=False,
-)
-SchedulerSpec = TypedDict(
-    "SchedulerSpec", {"name": Literal["cosine", "constant"], "warmup_proportion": float}, total=False
-)
-MixUpSpec = TypedDict("MixUpSpec", {"enabled": bool, "alpha": float}, total=False)
-NoiseSpec = TypedDict("NoiseSpec", {"enabled": bool, "std": float}, total=False)
+
+class OptimizerSpec(TypedDict, total=False):
+    name: Literal["Adam", "AdamW"]
+    lr: float
+    weight_decay: float
+    betas: list[float]
+
+
+class SchedulerSpec(TypedDict, total=False):
+    name: Literal["cosine", "constant"]
+    warmup_proportion: float
+
+
+class MixUpSpec(TypedDict, total=False):
+    enabled: bool
+    alpha: float
+
+
+class NoiseSpec(TypedDict, total=False):
+    enabled: bool
+    std: float
+
+
 DistillationSpec = TypedDict(
-    "DistillationSpec", {"enabled": bool, "lambda": float, "temperature": float, "consistency": float}, total=False
+    "DistillationSpec",
+    {"enabled": bool, "lambda": float, "temperature": float, "consistency": float},
+    total=False,
 )
 SchedulerArg = Union[SchedulerSpec, Literal["cosine", "constant"], None]
 

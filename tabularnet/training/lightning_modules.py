@@ -76,6 +76,15 @@ class TrainingMixin(pl.LightningModule):
     def build_net(self) -> nn.Module:
         raise NotImplementedError
 
+    @property
+    def lr(self) -> float:
+        """The optimizer's base learning rate (Lightning's LearningRateFinder reads and sets it)."""
+        return self.recipe.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.recipe.optimizer.lr = float(value)
+
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.net(x_num, x_cat)
 

@@ -3,7 +3,8 @@ r"""The training objective as pure PyTorch: augmentations and losses shared by b
 For a batch with numeric inputs :math:`x`, categorical inputs :math:`c`, labels :math:`y` and (optionally)
 teacher logits :math:`t`, one training step computes:
 
-1. **Gaussian noise** (``noise.enabled``): :math:`x \leftarrow x + \sigma\,\varepsilon`, :math:`\varepsilon \sim N(0, I)`.
+1. **Gaussian noise** (``noise.enabled``): :math:`x \leftarrow x + \sigma\,\varepsilon`,
+   :math:`\varepsilon \sim N(0, I)`.
 2. **MixUp** (``mixup.enabled``): :math:`\lambda \sim \mathrm{Beta}(\alpha, \alpha)` once per batch, folded to
    :math:`\lambda \leftarrow \max(\lambda, 1-\lambda)` so that each mixed row stays closest to its own row; a
    permutation :math:`\pi` pairs rows; :math:`x \leftarrow \lambda x + (1-\lambda) x_\pi`,

@@ -1,0 +1,299 @@
+"""Per-epoch training speed on Adult: what do TorchTrainer and Lightning add to a bare PyTorch loop?
+
+Run: ``python bench/speed.py [--quick] [--repeats N]``; writes ``bench/results/speed.json``.
+
+Fixed setup, excluded from every number: reading and preprocessing Adult's official training file once
+(``TabularDataModule(dataset="adult", val_fraction=0.2, batch_size=256)``: 26048 training rows, i.e. 102 steps
+of 256, and 6513 validation rows), and building the network before the timer starts. Network: ``tabularnet.nn.MLP``,
+hidden_dims [256, 256], ReLU, dropout 0.1; AdamW lr 1e-3 (no weight decay); ``torch.set_num_threads(2)``.
+
+Every training measurement times whole runs of E1=2 and E2=6 epochs (wall clock) and, per round, reports
+    s/epoch = (t(E2) - t(E1)) / (E2 - E1)        fixed overhead = t(E1) - E1 * s/epoch
+so one-time costs (Trainer start-up, sanity check, optimizer creation) land in the overhead, not in s/epoch.
+The tables show medians over rounds; rounds interleave all measurements (A B C D E F, A B C D E F, ...).
+"ratio" is s/epoch over the floor's s/epoch.
+
+floor         a bare loop in this file: ``randperm`` index slicing of the preprocessed tensors, forward,
+              cross-entropy, backward, AdamW step; per epoch one no-grad forward (+ loss) over the validation
+              split in 4096-row chunks.
+torchtrainer  ``TorchTrainer(recipe, max_epochs=E, seed=0).fit(net, dm.train_dataloader(), dm.val_dataloader())``:
+              TensorBatchLoader batches, the shared training objective, a LambdaLR step per batch, a running
+              loss sum, per-epoch validation loss and accuracy.
+lightning     ``Trainer(max_epochs=E, accelerator="cpu", logger=TensorBoardLogger(tmp), default ModelCheckpoint,
+              default progress bar, enable_model_summary=False).fit(module, datamodule=dm)``; the timer includes
+              building the Trainer. Per epoch this adds per-step ``self.log`` and progress-bar updates, validation
+              metrics (acc, AUROC, F1, log loss), TensorBoard writes and a checkpoint file. The progress bar (Rich
+              when installed, else tqdm) draws into a non-tty sink (stdout is captured during these runs).
+naive         the floor's loop fed by ``DataLoader(TensorDataset(x_num, x_cat, y), batch_size=256, shuffle=True)``
+              (per-row ``__getitem__`` plus ``default_collate``); validation as in the floor.
+loader_*      one full training epoch of batches, no model: TensorBatchLoader (``dm.train_dataloader()``) vs the
+              naive DataLoader above; reported as batches/s and s/epoch.
+
+The project promise: lightning / torchtrainer <= 1.10. CPU seconds (``time.process_time``, all threads) are
+stored next to wall seconds: on a shared machine they are less sensitive to other processes than wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from tabularnet import MLPLightningModule, TabularDataModule
+from tabularnet._quiet import quiet_lightning
+from tabularnet.nn import MLP
+from tabularnet.training.torch_trainer import TorchTrainer
+
+E1, E2 = 2, 6
+BATCH, EVAL_BATCH, LR, THREADS = 256, 4096, 1e-3, 2
+NET = dict(hidden_dims=[256, 256], activation="relu", dropout=0.1)
+RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of ``fn()``."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+# ------------------------------------------------------------------ bare loops (floor and naive)
+def make_mlp(dm: TabularDataModule) -> MLP:
+    torch.manual_seed(0)
+    return MLP(n_num_features=dm.n_num_features, cat_cardinalities=dm.cat_cardinalities, d_out=dm.n_classes, **NET)
+
+
+def slice_batches(t: dict):
+    """One epoch of shuffled batches by ``randperm`` index slicing of whole tensors."""
+    order = torch.randperm(len(t["y"]))
+    for start in range(0, len(order), BATCH):
+        index = order[start : start + BATCH]
+        yield t["x_num"][index], t["x_cat"][index], t["y"][index]
+
+
+def bare_fit(net: MLP, epoch_batches, val: dict, epochs: int) -> None:
+    """Train ``net`` with AdamW over ``epoch_batches()`` for each epoch, then a no-grad pass over ``val``."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=0.0)
+    for _ in range(epochs):
+        net.train()
+        for x_num, x_cat, y in epoch_batches():
+            loss = F.cross_entropy(net(x_num, x_cat), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            for s in range(0, len(val["y"]), EVAL_BATCH):
+                chunk = slice(s, s + EVAL_BATCH)
+                F.cross_entropy(net(val["x_num"][chunk], val["x_cat"][chunk]), val["y"][chunk])
+
+
+def naive_loader(dm: TabularDataModule) -> DataLoader:
+    t = dm.split_tensors("train")
+    return DataLoader(TensorDataset(t["x_num"], t["x_cat"], t["y"]), batch_size=BATCH, shuffle=True)
+
+
+# ------------------------------------------------------------------ the measurements
+def make_module(dm: TabularDataModule) -> MLPLightningModule:
+    torch.manual_seed(0)
+    return MLPLightningModule(
+        dm.n_num_features, dm.cat_cardinalities, dm.n_classes, optimizer={"name": "AdamW", "lr": LR}, **NET
+    )
+
+
+def run_floor(dm, epochs):
+    net, train, val = make_mlp(dm), dm.split_tensors("train"), dm.split_tensors("val")
+    return timed(lambda: bare_fit(net, lambda: slice_batches(train), val, epochs))
+
+
+def run_torchtrainer(dm, epochs):
+    module = make_module(dm)
+    trainer = TorchTrainer(module.recipe, max_epochs=epochs, seed=0)
+    return timed(lambda: trainer.fit(module.net, dm.train_dataloader(), dm.val_dataloader()))
+
+
+def run_lightning(dm, epochs):
+    module = make_module(dm)
+    with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+
+        def fit():
+            trainer = pl.Trainer(
+                max_epochs=epochs,
+                accelerator="cpu",
+                logger=TensorBoardLogger(tmp),
+                default_root_dir=tmp,
+                enable_model_summary=False,
+            )
+            trainer.fit(module, datamodule=dm)
+
+        return timed(fit)
+
+
+def run_naive(dm, epochs):
+    net, loader, val = make_mlp(dm), naive_loader(dm), dm.split_tensors("val")
+    return timed(lambda: bare_fit(net, lambda: iter(loader), val, epochs))
+
+
+def run_loader(loader) -> tuple[float, int]:
+    """(wall seconds, batches) of one full epoch over ``loader``."""
+    count = [0]
+
+    def drain():
+        count[0] = sum(1 for _ in loader)
+
+    return timed(drain)[0], count[0]
+
+
+TRAINING = {"floor": run_floor, "torchtrainer": run_torchtrainer, "lightning": run_lightning, "naive": run_naive}
+LOADERS = {"loader_tensorbatch": lambda dm: dm.train_dataloader(), "loader_naive": naive_loader}
+
+
+# ------------------------------------------------------------------ driver, summary, report
+def measure(dm: TabularDataModule, repeats: int) -> tuple[dict, dict, list]:
+    """Interleaved rounds: every training measurement at E1 and E2 epochs, then every loader epoch."""
+    for run in TRAINING.values():  # warm-up round (imports, allocator, first Trainer): not recorded
+        run(dm, 1)
+    training = {name: {"t_E1": [], "t_E2": [], "cpu_E1": [], "cpu_E2": []} for name in TRAINING}
+    loaders = {name: {"seconds": [], "batches": 0} for name in LOADERS}
+    load = []
+    for r in range(repeats):
+        round_start = time.perf_counter()
+        for name, run in TRAINING.items():
+            for epochs, key in ((E1, "E1"), (E2, "E2")):
+                wall, cpu = run(dm, epochs)
+                training[name][f"t_{key}"].append(wall)
+                training[name][f"cpu_{key}"].append(cpu)
+        for name, make in LOADERS.items():
+            seconds, batches = run_loader(make(dm))
+            loaders[name]["seconds"].append(seconds)
+            loaders[name]["batches"] = batches
+        load.append(os.getloadavg()[0])
+        seconds = time.perf_counter() - round_start
+        print(f"round {r + 1}/{repeats}: {seconds:.0f}s, load {load[-1]:.2f}", file=sys.stderr)
+    return training, loaders, load
+
+
+def summarize(training: dict, loaders: dict) -> dict:
+    out = {}
+    for name, raw in training.items():
+        per_epoch = [(b - a) / (E2 - E1) for a, b in zip(raw["t_E1"], raw["t_E2"])]
+        cpu_per_epoch = [(b - a) / (E2 - E1) for a, b in zip(raw["cpu_E1"], raw["cpu_E2"])]
+        overhead = [a - E1 * p for a, p in zip(raw["t_E1"], per_epoch)]
+        out[name] = {
+            "s_per_epoch": statistics.median(per_epoch),
+            "fixed_overhead_s": statistics.median(overhead),
+            "cpu_s_per_epoch": statistics.median(cpu_per_epoch),
+            "per_round_s_per_epoch": per_epoch,
+            **raw,
+        }
+    floor = out["floor"]["s_per_epoch"]
+    for row in out.values():
+        row["ratio_to_floor"] = row["s_per_epoch"] / floor
+    for name, raw in loaders.items():
+        seconds = statistics.median(raw["seconds"])
+        out[name] = {
+            "s_per_epoch": seconds,
+            "batches_per_s": raw["batches"] / seconds,
+            "ratio_to_floor": seconds / floor,
+            **raw,
+        }
+    return out
+
+
+def report(results: dict, meta: dict) -> str:
+    lines = [
+        "| measurement | median s/epoch | ratio to floor | fixed overhead s | CPU s/epoch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in TRAINING:
+        r = results[name]
+        lines.append(
+            f"| {name} | {r['s_per_epoch']:.3f} | {r['ratio_to_floor']:.2f} | {r['fixed_overhead_s']:.2f} "
+            f"| {r['cpu_s_per_epoch']:.3f} |"
+        )
+    lines += ["", "| loader (1 epoch, no model) | batches/s | s/epoch | ratio to floor |", "|---|---:|---:|---:|"]
+    for name in LOADERS:
+        r = results[name]
+        lines.append(f"| {name} | {r['batches_per_s']:.0f} | {r['s_per_epoch']:.4f} | {r['ratio_to_floor']:.3f} |")
+    key = meta["lightning_over_torchtrainer"]
+    verdict = "within" if key <= 1.10 else "NOT within"
+    lines += [
+        "",
+        f"Lightning / TorchTrainer: {key:.2f} (per-round median {meta['lightning_over_torchtrainer_paired']:.2f}); "
+        f"{verdict} the 10% promise",
+        f"TensorBatchLoader / naive DataLoader speed-up: {meta['loader_speedup']:.1f}x",
+        f"cores: {meta['cpu_count']}, torch threads: {THREADS}, torch {meta['torch']}, lightning {meta['lightning']}, "
+        f"python {meta['python']}, {meta['date']}",
+        f"rounds: {meta['repeats']} (epochs {E1} and {E2} each), 1-min load average per round: "
+        + ", ".join(f"{x:.2f}" for x in meta["load_average"]),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 7 (under 3 minutes)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 7, --quick 3)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    torch.set_num_threads(THREADS)
+    quiet_lightning(verbose=False)
+
+    started = time.perf_counter()
+    dm = TabularDataModule(dataset="adult", val_fraction=0.2, batch_size=BATCH)
+    for split in ("train", "val"):  # one-time setup (read, split, preprocess), outside every timer
+        dm.split_tensors(split)
+    training, loaders, load = measure(dm, repeats)
+    results = summarize(training, loaders)
+
+    lightning_rounds, trainer_rounds = (results[k]["per_round_s_per_epoch"] for k in ("lightning", "torchtrainer"))
+    meta = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": THREADS,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "repeats": repeats,
+        "epochs": [E1, E2],
+        "n_train": len(dm.split_tensors("train")["y"]),
+        "n_val": len(dm.split_tensors("val")["y"]),
+        "batch_size": BATCH,
+        "steps_per_epoch": len(dm.train_dataloader()),
+        "load_average": load,
+        "lightning_over_torchtrainer": results["lightning"]["s_per_epoch"] / results["torchtrainer"]["s_per_epoch"],
+        "lightning_over_torchtrainer_paired": statistics.median(
+            a / b for a, b in zip(lightning_rounds, trainer_rounds)
+        ),
+        "loader_speedup": results["loader_tensorbatch"]["batches_per_s"] / results["loader_naive"]["batches_per_s"],
+        "total_seconds": time.perf_counter() - started,
+    }
+    meta["within_10_percent"] = meta["lightning_over_torchtrainer"] <= 1.10
+    print(report(results, meta))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"meta": meta, "results": results, "definitions": __doc__}, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
