@@ -52,6 +52,10 @@ class TabularCLI(LightningCLI):
         path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
         self.trainer.callbacks.append(PredictionWriter(path))
 
+    def before_fit(self) -> None:
+        # cross-fitted teacher logits are cached next to the runs, keyed by data + teacher config
+        self.datamodule.teacher_cache_dir = str(Path(self.trainer.default_root_dir) / "teacher_cache")
+
     def after_fit(self) -> None:
         """Evaluate the best checkpoint on validation (and test) data and write ``metrics.json``."""
         trainer = self.trainer
@@ -65,12 +69,14 @@ class TabularCLI(LightningCLI):
         if self.datamodule.split_tensors("test") is not None:
             for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
                 metrics.update(result)
+        metrics.update(self.datamodule.teacher_metrics)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
         if trainer.is_global_zero:
             out = Path(trainer.log_dir or ".") / "metrics.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-            summary = "  ".join(f"{k}={metrics[k]:.4f}" for k in ("val_acc", "test_acc", "test_auroc") if k in metrics)
+            keys = ("val_acc", "test_acc", "test_auroc", "teacher_val_acc", "teacher_test_acc")
+            summary = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
             print(f"{summary}\nmetrics: {out}\nbest checkpoint: {best or '(none)'}")
 
 

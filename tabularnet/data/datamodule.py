@@ -14,6 +14,16 @@ from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor, Scaling
 from tabularnet.data.schema import DataError, check_target, infer_schema
 from tabularnet.data.sources import dataset_files, read_table
+from tabularnet.data.teacher import (
+    as_logits,
+    build_teacher,
+    cache_key,
+    cross_fit_logits,
+    load_cached,
+    read_teacher_logits,
+    save_cached,
+    teacher_metrics,
+)
 
 SPLITS = ("train", "val", "test", "predict")
 
@@ -64,6 +74,14 @@ class TabularDataModule(pl.LightningDataModule):
         seed: seed of the splits and of the training batch order.
         preprocessing_path: take the fitted preprocessing and label classes from this checkpoint instead of fitting
             them on ``train_path`` (set automatically by ``validate``/``test``/``predict`` with ``--ckpt_path``).
+        teacher: a teacher for distillation, ``{class_path: tabularnet.models.XGBoostClassifier, init_args: {...}}``
+            (any class with ``fit`` and ``predict_proba``). Its logits for the training split are cross-fitted
+            (``teacher_folds``) and cached; its own val/test metrics go into ``metrics.json``.
+        teacher_logits_path: precomputed teacher logits or probabilities for the rows of ``train_path``
+            (``.npy``, CSV or Parquet with one column per class, in the order of the sorted labels).
+        teacher_folds: cross-fitting folds: each training row's logits come from a teacher that never saw it.
+        teacher_cache_dir: where cross-fitted logits are cached (default: ``<trainer.default_root_dir>/teacher_cache``
+            under ``tabularnet fit``, else ``.tabularnet_cache``).
     """
 
     def __init__(
@@ -84,11 +102,20 @@ class TabularDataModule(pl.LightningDataModule):
         eval_batch_size: int = 4096,
         seed: int = 0,
         preprocessing_path: str | None = None,
+        teacher: dict | None = None,
+        teacher_logits_path: str | None = None,
+        teacher_folds: int = 5,
+        teacher_cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if batch_size < 1:
             raise DataError(f"data.batch_size must be positive, however: batch_size={batch_size}")
+        if teacher is not None and teacher_logits_path is not None:
+            raise DataError("give data.teacher or data.teacher_logits_path, not both")
+        if teacher is not None:
+            build_teacher(teacher)  # fail now, not after reading the data
+        self.teacher_metrics: dict[str, float] = {}
         self.preprocessor = Preprocessor(scaling)
         self._frames: dict[str, pd.DataFrame] = {}
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
@@ -193,10 +220,34 @@ class TabularDataModule(pl.LightningDataModule):
         target = self.hparams.target
         if split != "predict":
             tensors["y"] = preprocessor.encode_labels(frame[target], source=source)
+        if split == "train" and self.hparams.teacher is not None and self.teacher_logits is None:
+            self._fit_teacher(frame)
         if split == "train" and self.teacher_logits is not None:
             tensors["teacher_logits"] = self.teacher_logits[torch.as_tensor(frame["__teacher_row__"].to_numpy().copy())]
         self._tensors[split] = tensors
         return tensors
+
+    def _fit_teacher(self, train: pd.DataFrame) -> None:
+        """Cross-fit the teacher on the training split (or read its cached logits) and measure it on val/test."""
+        hp, features = self.hparams, self.preprocessor.schema.features
+        X, y = train[features], train[hp.target].to_numpy()
+        folder = Path(hp.teacher_cache_dir or getattr(self, "teacher_cache_dir", None) or ".tabularnet_cache")
+        key = cache_key(hp.teacher, train[[*features, hp.target]], hp.teacher_folds, hp.seed)
+        cached = load_cached(folder, key)
+        if cached is None:
+            logits = cross_fit_logits(hp.teacher, X, y, self.classes, folds=hp.teacher_folds, seed=hp.seed)
+            evaluations = {
+                split: (frame[features], frame[hp.target].to_numpy())
+                for split in ("val", "test")
+                if (frame := self._frame(split)) is not None
+            }
+            metrics = teacher_metrics(hp.teacher, (X, y), evaluations, self.classes)
+            save_cached(folder, key, logits, metrics)
+        else:
+            logits, metrics = cached
+        self.teacher_metrics = metrics
+        train["__teacher_row__"] = np.arange(len(train))
+        self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
 
     def _frame(self, split: str) -> pd.DataFrame | None:
         if split not in self._frames:

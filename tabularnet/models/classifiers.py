@@ -23,6 +23,7 @@ from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import DataError
+from tabularnet.data.teacher import as_logits
 from tabularnet.training.lightning_modules import (
     MLPLightningModule,
     TrainingMixin,
@@ -72,18 +73,11 @@ def _has_strings(X) -> bool:
 
 
 def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Tensor:
-    """Teacher outputs as logits: rows that are non-negative and sum to 1 are probabilities (logged), anything
-    else is already logits (log-probabilities included)."""
+    """``teacher_probs`` (probabilities or logits, see :func:`~tabularnet.data.teacher.as_logits`) as logits."""
     values = np.asarray(teacher_probs, dtype=np.float64)
     if values.shape != (n_rows, n_classes):
-        raise DataError(
-            f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}"
-        )
-    if not np.isfinite(values).all():
-        raise DataError("teacher_probs has NaN or infinite values")
-    if (values >= 0).all() and np.allclose(values.sum(1), 1.0, atol=1e-4):
-        values = np.log(np.clip(values, 1e-10, None))
-    return torch.as_tensor(values, dtype=torch.float32)
+        raise DataError(f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}")
+    return torch.as_tensor(as_logits(values), dtype=torch.float32)
 
 
 class _TabularClassifier(ClassifierMixin, BaseEstimator):

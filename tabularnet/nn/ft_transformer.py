@@ -9,9 +9,10 @@ from torch import Tensor, nn
 from tabularnet.nn.layers import (
     Activation,
     CategoricalEmbeddings,
-    NumericEmbeddings,
+    NumEmbedding,
     glu_factor,
     make_activation,
+    make_numeric_embeddings,
 )
 
 
@@ -21,9 +22,11 @@ class FeatureTokenizer(nn.Module):
     Shapes: ``x_num (B, n_num)``, ``x_cat (B, n_cat) -> (B, n_num + n_cat + 1, d_model)``.
     """
 
-    def __init__(self, n_num_features: int, cat_cardinalities: list[int], d_model: int) -> None:
+    def __init__(
+        self, n_num_features: int, cat_cardinalities: list[int], d_model: int, num_embedding: NumEmbedding = "linear"
+    ) -> None:
         super().__init__()
-        self.numeric = NumericEmbeddings(n_num_features, d_model) if n_num_features else None
+        self.numeric = make_numeric_embeddings(num_embedding, n_num_features, d_model) if n_num_features else None
         self.categorical = CategoricalEmbeddings(cat_cardinalities, d_model) if cat_cardinalities else None
         self.cls = nn.Parameter(torch.empty(1, 1, d_model).uniform_(-(d_model**-0.5), d_model**-0.5))
 
@@ -91,6 +94,7 @@ class FTTransformer(nn.Module):
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation; ``reglu`` is the paper's default.
         ffn_factor: feed-forward hidden size as a multiple of ``d_model`` (the paper uses 4/3 with GLU variants).
+        num_embedding: numeric feature tokens: ``linear`` (the paper's) or ``plr`` (periodic, Gorishniy et al., 2022).
 
     Shapes: ``x_num (B, n_num_features)``, ``x_cat (B, n_cat) -> logits (B, d_out)``.
     """
@@ -107,13 +111,14 @@ class FTTransformer(nn.Module):
         dropout: float = 0.1,
         activation: Activation = "reglu",
         ffn_factor: float = 4 / 3,
+        num_embedding: NumEmbedding = "linear",
     ) -> None:
         super().__init__()
         if n_num_features + len(cat_cardinalities) == 0:
             raise ValueError("the FT-Transformer needs at least one numeric or categorical feature")
         if num_layers < 1:
             raise ValueError(f"num_layers must be positive, however: num_layers={num_layers}")
-        self.tokenizer = FeatureTokenizer(n_num_features, cat_cardinalities, d_model)
+        self.tokenizer = FeatureTokenizer(n_num_features, cat_cardinalities, d_model, num_embedding)
         d_ffn = max(1, round(d_model * ffn_factor))
         self.blocks = nn.Sequential(*[Block(d_model, nhead, d_ffn, dropout, activation) for _ in range(num_layers)])
         self.head = nn.Sequential(

@@ -75,3 +75,40 @@ class NumericEmbeddings(nn.Module):
 
     def forward(self, x_num: Tensor) -> Tensor:
         return x_num.unsqueeze(-1) * self.weight + self.bias
+
+
+class PeriodicEmbeddings(nn.Module):
+    """PLR embeddings (Gorishniy et al., 2022, "On Embeddings for Numerical Features in Tabular Deep Learning"):
+    ``ReLU(Linear([cos(2 pi c x), sin(2 pi c x)]))`` with ``n_frequencies`` trainable frequencies ``c`` per
+    feature, initialised from ``N(0, frequency_scale^2)``, and a separate linear map per feature.
+
+    Shapes: ``x_num (B, n_features) -> (B, n_features, d_embedding)``.
+    """
+
+    def __init__(
+        self, n_features: int, d_embedding: int, *, n_frequencies: int = 48, frequency_scale: float = 0.1
+    ) -> None:
+        super().__init__()
+        if frequency_scale <= 0:
+            raise ValueError(f"frequency_scale must be positive, however: frequency_scale={frequency_scale}")
+        self.frequencies = nn.Parameter(torch.randn(n_features, n_frequencies) * frequency_scale)
+        bound = 1 / math.sqrt(2 * n_frequencies)
+        self.weight = nn.Parameter(torch.empty(n_features, 2 * n_frequencies, d_embedding).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_features, d_embedding).uniform_(-bound, bound))
+
+    def forward(self, x_num: Tensor) -> Tensor:
+        z = 2 * math.pi * self.frequencies * x_num.unsqueeze(-1)  # (B, n, k)
+        periodic = torch.cat([torch.cos(z), torch.sin(z)], dim=-1)  # (B, n, 2k)
+        return F.relu(torch.einsum("bnk,nkd->bnd", periodic, self.weight) + self.bias)
+
+
+NumEmbedding = Literal["linear", "plr"]
+
+
+def make_numeric_embeddings(kind: NumEmbedding, n_features: int, d_embedding: int, **plr) -> nn.Module:
+    """``linear``: :class:`NumericEmbeddings`; ``plr``: :class:`PeriodicEmbeddings`."""
+    if kind == "linear":
+        return NumericEmbeddings(n_features, d_embedding)
+    if kind == "plr":
+        return PeriodicEmbeddings(n_features, d_embedding, **plr)
+    raise ValueError(f"num_embedding must be 'linear' or 'plr', however: num_embedding={kind!r}")

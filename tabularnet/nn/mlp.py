@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
-from tabularnet.nn.layers import Activation, CategoricalEmbeddings, glu_factor, make_activation
+from tabularnet.nn.layers import (
+    Activation,
+    CategoricalEmbeddings,
+    NumEmbedding,
+    glu_factor,
+    make_activation,
+    make_numeric_embeddings,
+)
 
 
 class MLP(nn.Module):
@@ -19,6 +28,10 @@ class MLP(nn.Module):
         activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
         dropout: dropout after each hidden layer.
         d_cat_embedding: size of each categorical embedding.
+        num_embedding: ``none`` feeds scaled numeric values directly; ``linear`` or ``plr`` (periodic) embed each
+            numeric feature into ``d_num_embedding`` values first (MLP-PLR of Gorishniy et al., 2022).
+        d_num_embedding: size of each numeric embedding.
+        frequency_scale: PLR's frequency initialisation scale (its most important hyperparameter).
 
     Shapes: ``x_num (B, n_num_features)``, ``x_cat (B, n_cat) -> logits (B, d_out)``.
     """
@@ -33,6 +46,9 @@ class MLP(nn.Module):
         activation: Activation = "relu",
         dropout: float = 0.0,
         d_cat_embedding: int = 8,
+        num_embedding: NumEmbedding | Literal["none"] = "none",
+        d_num_embedding: int = 24,
+        frequency_scale: float = 0.1,
     ) -> None:
         super().__init__()
         if not hidden_dims or min(hidden_dims) < 1:
@@ -40,7 +56,12 @@ class MLP(nn.Module):
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), however: dropout={dropout}")
         self.cat_embeddings = CategoricalEmbeddings(cat_cardinalities, d_cat_embedding) if cat_cardinalities else None
-        d_in = n_num_features + len(cat_cardinalities) * d_cat_embedding
+        self.num_embeddings = None
+        if num_embedding != "none" and n_num_features:
+            plr = {"frequency_scale": frequency_scale} if num_embedding == "plr" else {}
+            self.num_embeddings = make_numeric_embeddings(num_embedding, n_num_features, d_num_embedding, **plr)
+        d_num = n_num_features * (d_num_embedding if self.num_embeddings is not None else 1)
+        d_in = d_num + len(cat_cardinalities) * d_cat_embedding
         if d_in == 0:
             raise ValueError("the MLP needs at least one numeric or categorical feature")
         blocks = []
@@ -55,7 +76,7 @@ class MLP(nn.Module):
         self.head = nn.Linear(d_in, d_out)
 
     def forward(self, x_num: Tensor, x_cat: Tensor) -> Tensor:
-        x = x_num
+        x = x_num if self.num_embeddings is None else self.num_embeddings(x_num).flatten(1)
         if self.cat_embeddings is not None:
-            x = torch.cat([x_num, self.cat_embeddings(x_cat).flatten(1)], dim=1)  # (B, d_in)
+            x = torch.cat([x, self.cat_embeddings(x_cat).flatten(1)], dim=1)  # (B, d_in)
         return self.head(self.blocks(x))

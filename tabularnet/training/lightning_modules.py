@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import lightning.pytorch as pl
 import torch
@@ -134,6 +134,9 @@ class MLPLightningModule(TrainingMixin):
         activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
         dropout: dropout after each hidden layer.
         d_cat_embedding: size of each categorical embedding.
+        num_embedding: numeric inputs fed as scaled values (``none``) or embedded first (``linear``, ``plr``).
+        d_num_embedding: size of each numeric embedding.
+        frequency_scale: PLR frequency initialisation scale.
         **kwargs: the training recipe, see :class:`TrainingMixin`.
     """
 
@@ -146,9 +149,15 @@ class MLPLightningModule(TrainingMixin):
         activation: Activation = "relu",
         dropout: float = 0.1,
         d_cat_embedding: int = 8,
+        num_embedding: Literal["none", "linear", "plr"] = "none",
+        d_num_embedding: int = 24,
+        frequency_scale: float = 0.1,
         **kwargs,
     ) -> None:
         self.net_kwargs = dict(
+            num_embedding=num_embedding,
+            d_num_embedding=d_num_embedding,
+            frequency_scale=frequency_scale,
             n_num_features=n_num_features,
             cat_cardinalities=list(cat_cardinalities),
             d_out=n_classes,
@@ -175,6 +184,7 @@ class TransformerLightningModule(TrainingMixin):
         num_layers: transformer blocks.
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
+        num_embedding: numeric feature tokens: ``linear`` or ``plr`` (periodic).
         **kwargs: the training recipe, see :class:`TrainingMixin`.
     """
 
@@ -188,9 +198,11 @@ class TransformerLightningModule(TrainingMixin):
         num_layers: int = 3,
         dropout: float = 0.1,
         activation: Activation = "reglu",
+        num_embedding: Literal["linear", "plr"] = "linear",
         **kwargs,
     ) -> None:
         self.net_kwargs = dict(
+            num_embedding=num_embedding,
             n_num_features=n_num_features,
             cat_cardinalities=list(cat_cardinalities),
             d_out=n_classes,
