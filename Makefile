@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint check bench bench-speed clean
+.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,13 @@ lint: $(STAMP)
 
 check: lint test
 
-bench: bench-speed
+bench: bench-speed bench-accuracy
 
 bench-speed: $(STAMP)
 	$(BIN)/python bench/speed.py
+
+bench-accuracy: $(STAMP)
+	$(BIN)/python bench/accuracy.py
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache
