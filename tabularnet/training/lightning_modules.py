@@ -92,10 +92,22 @@ class TrainingMixin(pl.LightningModule):
     def on_train_start(self) -> None:
         # NOTE: the run's seed (seed_everything / random_seed) re-seeds dropout and the augmentations right
         # before the first step, exactly as TorchTrainer does, so both drivers see the same random streams.
-        self.rng = seed_training(torch.initial_seed())
+        if not getattr(self, "_restored_rng", False):  # a resumed run continues its saved streams
+            self.rng = seed_training(torch.initial_seed())
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._loss_rows = torch.zeros((), device=self.device), 0
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "set_epoch"):  # batch order depends on (seed, epoch) only, also after a resume
+            loader.set_epoch(self.current_epoch)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["augmentation_rng"] = self.rng.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "augmentation_rng" in checkpoint:
+            self.rng.load_state_dict(checkpoint["augmentation_rng"])
+            self._restored_rng = True
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = training_loss(self.net, batch, self.recipe, self.rng)

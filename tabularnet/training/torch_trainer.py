@@ -88,6 +88,8 @@ class TorchTrainer:
         for epoch in range(self.max_epochs):
             start = time.perf_counter()
             net.train()
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch)
             total, count = torch.zeros((), device=self.device), 0
             for batch in train_loader:
                 batch = self._to_device(batch)
