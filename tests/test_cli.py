@@ -154,3 +154,31 @@ def test_bad_input_is_one_line_error(table_files, args, expected):
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_resumed_fit_equals_uninterrupted_fit(table_files, tmp_path):
+    """Stopping after 2 epochs and resuming from last.ckpt to 4 gives the same weights as 4 epochs in one go."""
+    common = [
+        "--model=tabularnet.MLPLightningModule",
+        "--model.hidden_dims=[16]",
+        "--model.mixup={enabled: true, alpha: 0.4}",
+        "--model.noise={enabled: true, std: 0.1}",
+        f"--data.train_path={table_files['train']}",
+        "--data.batch_size=32",
+        "--trainer.enable_progress_bar=false",
+        "--seed_everything=3",
+    ]
+    main(["fit", *common, "--trainer.max_epochs=4", f"--trainer.default_root_dir={tmp_path / 'once'}"])
+    main(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'twice'}"])
+    last = tmp_path / "twice" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    main(["fit", *common, "--trainer.max_epochs=4", f"--trainer.default_root_dir={tmp_path / 'twice'}",
+          f"--ckpt_path={last}"])
+
+    def final_weights(run: str, version: int) -> dict:
+        path = tmp_path / run / "lightning_logs" / f"version_{version}" / "checkpoints" / "last.ckpt"
+        return torch.load(path, weights_only=True)["state_dict"]
+
+    once, resumed = final_weights("once", 0), final_weights("twice", 1)
+    assert once.keys() == resumed.keys()
+    for name in once:
+        torch.testing.assert_close(once[name], resumed[name], rtol=0, atol=1e-6)
