@@ -49,7 +49,10 @@ def main() -> None:
     results = {}
 
     def record(name: str, model, started: float) -> None:
-        results[name] = {"test_acc": float((model.predict(X_test) == y_test).mean()), "seconds": time.perf_counter() - started}
+        results[name] = {
+            "test_acc": float((model.predict(X_test) == y_test).mean()),
+            "seconds": time.perf_counter() - started,
+        }
         print(f"{name:40s} test_acc={results[name]['test_acc']:.4f}  ({results[name]['seconds']:.0f}s)", flush=True)
 
     t0 = time.perf_counter()
@@ -60,8 +63,11 @@ def main() -> None:
     out_of_fold = teacher.oof_logits(X_train, y_train, n_splits=5)
     results["oof_logits_seconds"] = time.perf_counter() - t0
 
-    for name, logits in [("student, no distillation", None), ("student, in-sample teacher", in_sample),
-                         ("student, out-of-fold teacher", out_of_fold)]:
+    for name, logits in [
+        ("student, no distillation", None),
+        ("student, in-sample teacher", in_sample),
+        ("student, out-of-fold teacher", out_of_fold),
+    ]:
         t0 = time.perf_counter()
         model = student(args.epochs, distill=logits is not None).train(X_train, y_train, teacher_probs=logits)
         record(name, model, t0)

@@ -171,8 +171,15 @@ def test_resumed_fit_equals_uninterrupted_fit(table_files, tmp_path):
     main(["fit", *common, "--trainer.max_epochs=4", f"--trainer.default_root_dir={tmp_path / 'once'}"])
     main(["fit", *common, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp_path / 'twice'}"])
     last = tmp_path / "twice" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    main(["fit", *common, "--trainer.max_epochs=4", f"--trainer.default_root_dir={tmp_path / 'twice'}",
-          f"--ckpt_path={last}"])
+    main(
+        [
+            "fit",
+            *common,
+            "--trainer.max_epochs=4",
+            f"--trainer.default_root_dir={tmp_path / 'twice'}",
+            f"--ckpt_path={last}",
+        ]
+    )
 
     def final_weights(run: str, version: int) -> dict:
         path = tmp_path / run / "lightning_logs" / f"version_{version}" / "checkpoints" / "last.ckpt"

@@ -163,6 +163,10 @@ class TabularDataModule(pl.LightningDataModule):
         source = paths["train"] or "training data"
         infer_schema(train, target=hp.target, source=source)  # early, clear errors on the raw table
         check_target(train[hp.target], source=source)
+        if hp.teacher_logits_path and self.teacher_logits is None:
+            logits = as_logits(read_teacher_logits(hp.teacher_logits_path, len(train)))
+            self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
+            train = train.assign(__teacher_row__=np.arange(len(train)))
         if paths["test"] and "test" not in self._frames:
             self._frames["test"] = read_table(paths["test"])
         elif hp.test_fraction > 0 and "test" not in self._frames:

@@ -133,5 +133,7 @@ def read_teacher_logits(path: str, n_rows: int) -> np.ndarray:
     else:
         values = read_table(path).to_numpy(dtype=np.float64)
     if values.ndim != 2 or len(values) != n_rows:
-        raise DataError(f"{path}: teacher logits need one row per training row ({n_rows}), however: shape {values.shape}")
+        raise DataError(
+            f"{path}: teacher logits need one row per training row ({n_rows}), however: shape {values.shape}"
+        )
     return values

@@ -76,7 +76,9 @@ def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Ten
     """``teacher_probs`` (probabilities or logits, see :func:`~tabularnet.data.teacher.as_logits`) as logits."""
     values = np.asarray(teacher_probs, dtype=np.float64)
     if values.shape != (n_rows, n_classes):
-        raise DataError(f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}")
+        raise DataError(
+            f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}"
+        )
     return torch.as_tensor(as_logits(values), dtype=torch.float32)
 
 
