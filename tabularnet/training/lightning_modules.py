@@ -92,8 +92,11 @@ class TrainingMixin(pl.LightningModule):
     def on_train_start(self) -> None:
         # NOTE: the run's seed (seed_everything / random_seed) re-seeds dropout and the augmentations right
         # before the first step, exactly as TorchTrainer does, so both drivers see the same random streams.
-        if not getattr(self, "_restored_rng", False):  # a resumed run continues its saved streams
+        restored = getattr(self, "_restored_dropout_rng", None)
+        if restored is None:
             self.rng = seed_training(torch.initial_seed())
+        else:  # a resumed run continues its saved streams
+            torch.set_rng_state(restored)
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._loss_rows = torch.zeros((), device=self.device), 0
@@ -102,12 +105,13 @@ class TrainingMixin(pl.LightningModule):
             loader.set_epoch(self.current_epoch)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["augmentation_rng"] = self.rng.state_dict()
+        # the objective's streams and dropout's global stream, so a resumed run continues where it stopped
+        checkpoint["augmentation_rng"] = {**self.rng.state_dict(), "dropout": torch.get_rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "augmentation_rng" in checkpoint:
             self.rng.load_state_dict(checkpoint["augmentation_rng"])
-            self._restored_rng = True
+            self._restored_dropout_rng = checkpoint["augmentation_rng"].get("dropout")
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = training_loss(self.net, batch, self.recipe, self.rng)
