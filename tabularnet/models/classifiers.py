@@ -276,6 +276,13 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def _store_params(estimator, params: dict) -> None:
+    """scikit-learn's contract: ``__init__`` stores each argument unchanged under its own name, nothing else."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 def _plain(value: Any):
     """Estimator parameters as plain containers (tuples to lists) for a weights_only checkpoint."""
     if isinstance(value, dict):
@@ -328,21 +335,7 @@ class MLPClassifier(_TabularClassifier):
         use_lightning=False,
         verbose=False,
     ):
-        self.hidden_dims = hidden_dims
-        self.activation = activation
-        self.dropout = dropout
-        self.d_cat_embedding = d_cat_embedding
-        self.weight_decay = weight_decay
-        self.label_smoothing = label_smoothing
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.mixup = mixup
-        self.noise = noise
-        self.distillation = distillation
-        self.training = training
-        self.random_seed = random_seed
-        self.use_lightning = use_lightning
-        self.verbose = verbose
+        _store_params(self, locals())
 
 
 class TransformerClassifier(_TabularClassifier):
@@ -380,19 +373,4 @@ class TransformerClassifier(_TabularClassifier):
         use_lightning=False,
         verbose=False,
     ):
-        self.d_model = d_model
-        self.nhead = nhead
-        self.num_layers = num_layers
-        self.dropout = dropout
-        self.activation = activation
-        self.weight_decay = weight_decay
-        self.label_smoothing = label_smoothing
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.mixup = mixup
-        self.noise = noise
-        self.distillation = distillation
-        self.training = training
-        self.random_seed = random_seed
-        self.use_lightning = use_lightning
-        self.verbose = verbose
+        _store_params(self, locals())
