@@ -54,7 +54,7 @@ class TabularCLI(LightningCLI):
 
     def before_fit(self) -> None:
         # cross-fitted teacher logits are cached next to the runs, keyed by data + teacher config
-        self.datamodule.teacher_cache_dir = str(Path(self.trainer.default_root_dir) / "teacher_cache")
+        self.datamodule.default_teacher_cache_dir = str(Path(self.trainer.default_root_dir) / "teacher_cache")
 
     def after_fit(self) -> None:
         """Evaluate the best checkpoint on validation (and test) data and write ``metrics.json``."""
@@ -78,6 +78,7 @@ class TabularCLI(LightningCLI):
             keys = ("val_acc", "test_acc", "test_auroc", "teacher_val_acc", "teacher_test_acc")
             summary = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
             print(f"{summary}\nmetrics: {out}\nbest checkpoint: {best or '(none)'}")
+            print(f"curves: tensorboard --logdir {out.parent.parent}")
 
 
 def _option_value(args: list[str], name: str) -> str | None:

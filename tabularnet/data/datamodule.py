@@ -116,6 +116,7 @@ class TabularDataModule(pl.LightningDataModule):
         if teacher is not None:
             build_teacher(teacher)  # fail now, not after reading the data
         self.teacher_metrics: dict[str, float] = {}
+        self.default_teacher_cache_dir: str | None = None  # set by `tabularnet fit` to <default_root_dir>/...
         self.preprocessor = Preprocessor(scaling)
         self._frames: dict[str, pd.DataFrame] = {}
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
@@ -235,7 +236,7 @@ class TabularDataModule(pl.LightningDataModule):
         """Cross-fit the teacher on the training split (or read its cached logits) and measure it on val/test."""
         hp, features = self.hparams, self.preprocessor.schema.features
         X, y = train[features], train[hp.target].to_numpy()
-        folder = Path(hp.teacher_cache_dir or getattr(self, "teacher_cache_dir", None) or ".tabularnet_cache")
+        folder = Path(hp.teacher_cache_dir or self.default_teacher_cache_dir or ".tabularnet_cache")
         key = cache_key(hp.teacher, train[[*features, hp.target]], hp.teacher_folds, hp.seed)
         cached = load_cached(folder, key)
         if cached is None:
@@ -268,11 +269,6 @@ class TabularDataModule(pl.LightningDataModule):
         if frame is not None and split in ("val", "test") and self.hparams.target not in frame.columns:
             raise DataError(f"{self._paths()[split] or split}: target column {self.hparams.target!r} not found")
         return frame
-
-    def set_predict_frame(self, frame: pd.DataFrame) -> None:
-        """Predict on an in-memory table (the Python API's path)."""
-        self._frames["predict"] = frame
-        self._tensors.pop("predict", None)
 
     # ------------------------------------------------------------- dataloaders
     def _loader(self, split: str, *, train: bool = False):
