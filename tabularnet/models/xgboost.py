@@ -9,16 +9,15 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from tabularnet.data.schema import DataError
+from tabularnet.data.teacher import cross_fit_logits
+from tabularnet.models.classifiers import as_frame
 
 
 def _as_xgb_frame(X, categories: dict | None = None) -> pd.DataFrame:
     """A DataFrame whose string/bool columns are pandas categoricals (xgboost's native categorical input)."""
-    from tabularnet.models.classifiers import as_frame
-
     frame = as_frame(X).copy()
     for name in frame.columns:
         column = frame[name]
@@ -104,15 +103,12 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(1)]
 
     def oof_logits(self, X, y, n_splits: int = 5) -> np.ndarray:
-        """Out-of-fold log-probabilities: each row's come from a model trained on the other folds only."""
+        """Out-of-fold log-probabilities: each row's come from a model trained on the other folds only
+        (the same cross-fitting the data module's ``teacher`` option uses)."""
         y = np.asarray(y)
-        frame = _as_xgb_frame(X)
-        logits = np.zeros((len(y), len(np.unique(y))))
-        folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_seed)
-        for fit_rows, held_out in folds.split(frame, y):
-            fold_model = type(self)(**self.get_params()).train(frame.iloc[fit_rows], y[fit_rows])
-            logits[held_out] = np.log(np.clip(fold_model.predict_proba(frame.iloc[held_out]), 1e-10, None))
-        return logits
+        spec = {"class_path": f"{type(self).__module__}.{type(self).__name__}", "init_args": self.get_params()}
+        classes = [c.item() if isinstance(c, np.generic) else c for c in np.unique(y)]
+        return cross_fit_logits(spec, as_frame(X), y, classes, folds=n_splits, seed=self.random_seed)
 
     def save(self, path: str | Path) -> None:
         """Save as xgboost's JSON model plus a JSON sidecar (``<path>.meta.json``) with classes and categories."""
