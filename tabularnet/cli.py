@@ -66,7 +66,7 @@ class TabularCLI(LightningCLI):
         metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
         for result in trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
             metrics.update(result)
-        if self.datamodule.split_tensors("test") is not None:
+        if self.datamodule.has_split("test"):
             for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
                 metrics.update(result)
         metrics.update(self.datamodule.teacher_metrics)

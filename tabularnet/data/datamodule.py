@@ -14,6 +14,7 @@ from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor, Scaling
 from tabularnet.data.schema import DataError, check_target, infer_schema
 from tabularnet.data.sources import dataset_files, read_table
+from tabularnet.data.streaming import ChunkTransform, RowSplit, StreamingParquetLoader, fit_on_sample, plan_streams
 from tabularnet.data.teacher import (
     as_logits,
     build_teacher,
@@ -82,6 +83,14 @@ class TabularDataModule(pl.LightningDataModule):
         teacher_folds: cross-fitting folds: each training row's logits come from a teacher that never saw it.
         teacher_cache_dir: where cross-fitted logits are cached (default: ``<trainer.default_root_dir>/teacher_cache``
             under ``tabularnet fit``, else ``.tabularnet_cache``).
+        streaming: stream a Parquet ``train_path`` in row groups instead of reading it whole (for tables larger
+            than memory): ``true``, ``false``, or ``null`` to stream when it has more than
+            ``streaming_threshold_rows`` rows. Validation and test splits are then carved from it at random (not
+            stratified); Parquet ``val_path``/``test_path``/``predict_path`` files stream too. No teacher.
+        streaming_threshold_rows: row count above which ``streaming: null`` streams a Parquet file.
+        shuffle_buffer: rows held in the streaming shuffle buffer (more rows: better mixing, more memory).
+        sample_rows: streaming: the preprocessing (schema, scaling, categories) is fitted on a uniform random
+            sample of at most this many training rows.
     """
 
     def __init__(
@@ -106,6 +115,10 @@ class TabularDataModule(pl.LightningDataModule):
         teacher_logits_path: str | None = None,
         teacher_folds: int = 5,
         teacher_cache_dir: str | None = None,
+        streaming: bool | None = None,
+        streaming_threshold_rows: int = 5_000_000,
+        shuffle_buffer: int = 262_144,
+        sample_rows: int = 1_000_000,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -115,12 +128,14 @@ class TabularDataModule(pl.LightningDataModule):
             raise DataError("give data.teacher or data.teacher_logits_path, not both")
         if teacher is not None:
             build_teacher(teacher)  # fail now, not after reading the data
+        _check_streaming_options(self.hparams)
         self.teacher_metrics: dict[str, float] = {}
         self.default_teacher_cache_dir: str | None = None  # set by `tabularnet fit` to <default_root_dir>/...
         self.preprocessor = Preprocessor(scaling)
         self._frames: dict[str, pd.DataFrame] = {}
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
+        self._stream_plan: dict[str, tuple[str, RowSplit]] | None = None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -185,6 +200,10 @@ class TabularDataModule(pl.LightningDataModule):
         if hp.preprocessing_path:
             self.load_state_dict(_datamodule_state(load_checkpoint(hp.preprocessing_path), hp.preprocessing_path))
             return self.preprocessor
+        if "train" in self._streams():
+            path, rows = self._streams()["train"]
+            kwargs = dict(categorical=hp.categorical, numeric=hp.numeric, sample_rows=hp.sample_rows, seed=hp.seed)
+            return fit_on_sample(self.preprocessor, path, rows, target=hp.target, **kwargs)
         self._read_labeled_splits()
         train = self._frames["train"].drop(columns="__teacher_row__", errors="ignore")
         source = self._paths()["train"] or "training data"
@@ -216,6 +235,8 @@ class TabularDataModule(pl.LightningDataModule):
         """Preprocessed tensors of ``split`` (``None`` when the split has no data), built once and cached."""
         if split in self._tensors:
             return self._tensors[split]
+        if split in self._streams():
+            raise RuntimeError(f"the {split} split streams from {self._streams()[split][0]}: it has no tensors")
         preprocessor = self._ensure_fitted()
         frame = self._frame(split)
         if frame is None:
@@ -255,6 +276,9 @@ class TabularDataModule(pl.LightningDataModule):
         self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
 
     def _frame(self, split: str) -> pd.DataFrame | None:
+        if "train" in self._streams() and split in ("train", "val", "test") and split not in self._frames:
+            path = self._paths()[split] if split != "train" else None  # a split without its own file is streamed
+            self._frames[split] = read_table(path) if path and split not in self._streams() else None
         if split not in self._frames:
             if split == "predict":
                 path = self.hparams.predict_path
@@ -270,8 +294,41 @@ class TabularDataModule(pl.LightningDataModule):
             raise DataError(f"{self._paths()[split] or split}: target column {self.hparams.target!r} not found")
         return frame
 
+    # --------------------------------------------------------------- streaming
+    def _streams(self) -> dict[str, tuple[str, RowSplit]]:
+        """The splits streamed from Parquet, ``split -> (file, rows)`` (see tabularnet.data.streaming)."""
+        if self._stream_plan is None:
+            hp = self.hparams
+            teacher = hp.teacher is not None or hp.teacher_logits_path is not None
+            self._stream_plan = plan_streams(
+                self._paths(),
+                streaming=False if teacher else hp.streaming,  # the automatic choice never streams with a teacher
+                threshold_rows=hp.streaming_threshold_rows,
+                fitting=not hp.preprocessing_path and "train" not in self._frames,
+                seed=hp.seed,
+                val_fraction=hp.val_fraction,
+                test_fraction=hp.test_fraction,
+            )
+        return self._stream_plan
+
+    def has_split(self, split: str) -> bool:
+        """Whether ``split`` has data, streamed or in memory."""
+        return split in self._streams() or self.split_tensors(split) is not None
+
+    def _streaming_loader(self, split: str, *, train: bool) -> StreamingParquetLoader:
+        hp = self.hparams
+        path, rows = self._streams()[split]
+        transform = ChunkTransform(self._ensure_fitted(), target=None if split == "predict" else hp.target, source=path)
+        batch_size = hp.batch_size if train else hp.eval_batch_size
+        return StreamingParquetLoader(
+            path, transform, batch_size=batch_size, rows=rows, shuffle=train, shuffle_buffer=hp.shuffle_buffer,
+            seed=hp.seed, shard=train,
+        )  # fmt: skip
+
     # ------------------------------------------------------------- dataloaders
     def _loader(self, split: str, *, train: bool = False):
+        if split in self._streams():
+            return self._streaming_loader(split, train=train)
         tensors = self.split_tensors(split)
         if tensors is None:
             return []
@@ -286,7 +343,7 @@ class TabularDataModule(pl.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self):
-        if self._frame("test") is None:
+        if not self.has_split("test"):
             raise DataError("no test data: set data.test_path (or data.test_fraction)")
         return self._loader("test")
 
@@ -300,6 +357,14 @@ class TabularDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         self.preprocessor.load_state_dict(state_dict["preprocessing"])
         self._tensors.clear()
+
+
+def _check_streaming_options(hp) -> None:
+    if hp.streaming and (hp.teacher is not None or hp.teacher_logits_path is not None):
+        raise DataError("data.streaming does not support distillation: unset data.teacher/data.teacher_logits_path")
+    for name in ("shuffle_buffer", "sample_rows"):
+        if hp[name] < 1:
+            raise DataError(f"data.{name} must be positive, however: {name}={hp[name]}")
 
 
 def _datamodule_state(checkpoint: dict, path) -> dict:

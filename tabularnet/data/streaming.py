@@ -22,7 +22,7 @@ import torch
 
 from tabularnet.data.loader import Batch, _rank_and_world_size
 from tabularnet.data.preprocessing import MISSING_ID, Preprocessor
-from tabularnet.data.schema import DataError, check_columns
+from tabularnet.data.schema import DataError, check_columns, infer_schema
 from tabularnet.data.sources import PARQUET_SUFFIXES
 
 # NOTE: rows decoded per read: large enough for Arrow's vectorized decoding, small next to the shuffle buffer.
@@ -80,9 +80,7 @@ class RowSplit:
         return np.array([self.mask(g, int(n)).sum() for g, n in enumerate(sizes)], dtype=np.int64)
 
 
-def split_intervals(
-    seed: int, *, val_fraction: float, test_fraction: float
-) -> dict[str, RowSplit]:
+def split_intervals(seed: int, *, val_fraction: float, test_fraction: float) -> dict[str, RowSplit]:
     """Train/val/test :class:`RowSplit` of one file: test takes ``[0, t)``, val ``[t, t + v)``, train the rest."""
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
         raise DataError(
@@ -167,7 +165,11 @@ class ChunkTransform:
 
     def __call__(self, batch: pa.RecordBatch) -> Batch:
         n_rows = batch.num_rows
-        numeric = batch.select(self.numeric_columns).to_pandas() if self.numeric_columns else pd.DataFrame(index=range(n_rows))
+        numeric = (
+            batch.select(self.numeric_columns).to_pandas()
+            if self.numeric_columns
+            else pd.DataFrame(index=range(n_rows))
+        )
         out = {"x_num": self.numeric.transform(numeric, source=self.source)["x_num"], "x_cat": self._categories(batch)}
         if self.target is not None:
             out["y"] = self._labels(batch.column(self.target))
@@ -178,7 +180,9 @@ class ChunkTransform:
             return torch.zeros((batch.num_rows, 0), dtype=torch.int64)
         encoded = [_dictionary(batch.column(name)) for name in self.categorical_columns]
         # (K, n_cat): the ids of each column's distinct values; shorter columns are padded with missing values
-        distinct = pd.DataFrame({name: column.dictionary.to_pandas() for name, column in zip(self.categorical_columns, encoded)})
+        distinct = pd.DataFrame(
+            {name: column.dictionary.to_pandas() for name, column in zip(self.categorical_columns, encoded)}
+        )
         ids = self.categorical.transform(distinct, source=self.source)["x_cat"].numpy()
         codes = []
         for j, column in enumerate(encoded):
@@ -194,9 +198,7 @@ class ChunkTransform:
         indices = self.classes.get_indexer(values)
         if (indices < 0).any():
             first = values[np.flatnonzero(indices < 0)[0]]
-            raise DataError(
-                f"{self.source}: label {first!r} was not seen in training (classes: {list(self.classes)})"
-            )
+            raise DataError(f"{self.source}: label {first!r} was not seen in training (classes: {list(self.classes)})")
         return torch.from_numpy(indices.astype(np.int64))
 
 
@@ -343,3 +345,61 @@ class StreamingParquetLoader:
 def _chain(first: Iterator[Batch], then) -> Iterator[Batch]:
     yield from first
     yield from then()
+
+
+# ------------------------------------------------------------------------------------- data-module glue
+def wants_streaming(path: str | None, streaming: bool | None, threshold_rows: int) -> bool:
+    """Whether ``path`` is streamed: a Parquet file, and ``streaming`` true, or ``None`` with more rows than
+    ``threshold_rows`` (read from the file's metadata)."""
+    if streaming is False or not is_parquet(path):
+        return False
+    return bool(streaming) or (Path(path).is_file() and open_parquet(path).metadata.num_rows > threshold_rows)
+
+
+def plan_streams(
+    paths: dict[str, str | None],
+    *,
+    streaming: bool | None,
+    threshold_rows: int,
+    fitting: bool,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+) -> dict[str, tuple[str, RowSplit]]:
+    """The splits that stream, as ``split -> (file, rows)``.
+
+    When the training file streams (only while ``fitting``), the validation and test splits without a file of
+    their own are carved from it by :class:`RowSplit` (random, not stratified). Any split with its own file
+    streams when :func:`wants_streaming` says so; the others are read into memory as usual.
+    """
+    plan = {}
+    train = paths["train"]
+    if fitting and streaming and not is_parquet(train):
+        raise DataError(f"data.streaming needs a Parquet data.train_path, however: {train or 'no training file'}")
+    if fitting and wants_streaming(train, streaming, threshold_rows):
+        fractions = {"val": val_fraction, "test": test_fraction}
+        carved = {split: 0.0 if paths[split] else fraction for split, fraction in fractions.items()}
+        for split, rows in split_intervals(seed, val_fraction=carved["val"], test_fraction=carved["test"]).items():
+            plan[split] = (train, rows)
+    for split in ("val", "test", "predict"):
+        if paths[split] and wants_streaming(paths[split], streaming, threshold_rows):
+            plan[split] = (paths[split], RowSplit())
+    return plan
+
+
+def fit_on_sample(
+    preprocessor: Preprocessor,
+    path: str,
+    rows: RowSplit,
+    *,
+    target: str,
+    sample_rows: int,
+    seed: int,
+    categorical: list[str] | None = None,
+    numeric: list[str] | None = None,
+) -> Preprocessor:
+    """Fit ``preprocessor`` on a uniform sample of at most ``sample_rows`` training rows of ``path``; the label
+    classes come from a scan of the whole target column."""
+    sample = sample_parquet(path, sample_rows, rows=rows, seed=seed)
+    schema = infer_schema(sample, target=target, categorical=categorical, numeric=numeric, source=path)
+    return preprocessor.fit(sample, schema, classes=parquet_labels(path, target), source=path)
