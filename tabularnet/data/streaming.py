@@ -232,7 +232,7 @@ class _ShuffleBuffer:
         rows = {name: torch.cat([part[name] for part in self.parts]) for name in self.parts[0]}
         if self.rng is not None:
             order = torch.from_numpy(self.rng.permutation(self.n_rows))
-            rows = {name: tensor[order] for name, tensor in rows.items()}
+            rows = {name: tensor.index_select(0, order) for name, tensor in rows.items()}
         n_emit = (self.n_rows - keep) // self.batch_size * self.batch_size
         if partial:
             n_emit = self.n_rows
@@ -329,7 +329,14 @@ class StreamingParquetLoader:
             yield batch
 
     def _chunks(self, groups: np.ndarray) -> Iterator[Batch]:
-        parquet = pq.ParquetFile(self.path)
+        parquet = open_parquet(self.path)
+        # NOTE: string columns read as Arrow dictionaries straight from Parquet's dictionary pages: no string hashing
+        strings = [
+            f.name for f in parquet.schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        ]
+        parquet = pq.ParquetFile(
+            self.path, read_dictionary=[c for c in self.transform.categorical_columns if c in strings]
+        )
         columns = self.transform.columns
         for group in groups:
             mask, offset = self.rows.mask(int(group), parquet.metadata.row_group(int(group)).num_rows), 0
