@@ -115,7 +115,7 @@ def test_batches_equal_the_in_memory_loader(frame, parquet_path, preprocessor):
         assert torch.equal(streamed[name], reference[name]), name
 
 
-def test_standard_scaling_matches_in_memory_transform(frame, parquet_path):
+def test_quantile_scaling_matches_in_memory_transform(frame, parquet_path):
     prep = Preprocessor("quantile").fit(frame, infer_schema(frame, target="target"))
     streamed = list(make_loader(parquet_path, prep, batch_size=1000))[0]
     reference = prep.transform(frame)
@@ -182,6 +182,13 @@ def test_ddp_unequal_shards_take_equal_steps(monkeypatch, frame, preprocessor, t
         loader = make_loader(path, preprocessor, batch_size=16, shuffle=True, seed=0)
         steps.append((len(loader), sum(1 for _ in loader)))
     assert steps[0] == steps[1] and steps[0][0] == steps[0][1]
+
+
+def test_ddp_needs_a_row_group_per_rank(monkeypatch, frame, preprocessor, tmp_path):
+    fake_world(monkeypatch, 0, 2)
+    loader = make_loader(write_parquet(frame.head(40), tmp_path / "one_group.parquet"), preprocessor, shuffle=True)
+    with pytest.raises(DataError, match="1 row groups cannot be shared by 2 devices"):
+        len(loader)
 
 
 def test_sample_is_bounded_distinct_and_spread(parquet_path):
@@ -270,6 +277,7 @@ def test_cli_fit_streaming_then_predict_from_checkpoint(frame, parquet_path, tmp
             "--trainer.max_epochs=1",
             "--trainer.enable_progress_bar=false",
             f"--trainer.default_root_dir={tmp_path}",
+            "--seed_everything=0",
         ]
     )
     run = tmp_path / "lightning_logs" / "version_0"

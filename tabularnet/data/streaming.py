@@ -302,6 +302,11 @@ class StreamingParquetLoader:
         """Row groups of every rank for ``epoch``, and this rank's index."""
         rank, world_size = _rank_and_world_size() if self.shard else (0, 1)
         groups = np.flatnonzero(self.row_counts)
+        if 1 < world_size > len(groups):
+            raise DataError(
+                f"{self.path}: {len(groups)} row groups cannot be shared by {world_size} devices; "
+                "write the file with smaller row groups (pyarrow: row_group_size=...)"
+            )
         if self.shuffle:
             groups = np.random.default_rng([self.seed, epoch]).permutation(groups)
         return [groups[r::world_size] for r in range(world_size)], rank
