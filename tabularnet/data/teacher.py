@@ -18,6 +18,8 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from tabularnet import atomic
+from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError
 from tabularnet.data.sources import read_table
 
@@ -119,9 +121,10 @@ def load_cached(folder: Path, key: str) -> tuple[np.ndarray, dict] | None:
 
 
 def save_cached(folder: Path, key: str, logits: np.ndarray, metrics: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / f"teacher-{key}.npy", logits, allow_pickle=False)
-    (folder / f"teacher-{key}.json").write_text(json.dumps(metrics, indent=2))
+    # NOTE: the logits first, the metrics last: load_cached needs both, so a killed writer leaves no half entry
+    with atomic_path(folder / f"teacher-{key}.npy") as tmp:
+        np.save(tmp, logits, allow_pickle=False)
+    atomic.write_text(folder / f"teacher-{key}.json", json.dumps(metrics, indent=2))
 
 
 def read_teacher_logits(path: str, n_rows: int) -> np.ndarray:
