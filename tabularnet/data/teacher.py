@@ -96,7 +96,8 @@ def teacher_metrics(spec: dict, train: tuple, evaluations: dict[str, tuple], cla
     teacher.fit(*train)
     metrics = {}
     for split, (X, y) in evaluations.items():
-        probs = np.exp(probs_to_logits(teacher.predict_proba(X), teacher.classes_, classes))
+        probs = np.exp(probs_to_logits(teacher.predict_proba(X), teacher.classes_, classes)).astype(np.float64)
+        probs /= probs.sum(1, keepdims=True)  # float32 teachers' rows sum to 1 only up to rounding
         y_index = np.searchsorted(np.asarray(classes, dtype=object), np.asarray(y, dtype=object))
         metrics[f"teacher_{split}_acc"] = float(accuracy_score(y_index, probs.argmax(1)))
         metrics[f"teacher_{split}_logloss"] = float(log_loss(y_index, probs, labels=range(len(classes))))
