@@ -3,7 +3,9 @@
 Every file tabularnet writes (checkpoints, ``save()`` files, metrics, cached teacher logits, predictions) goes
 through :func:`atomic_path`: the content is written to a temporary file in the destination's own directory,
 flushed to disk, and moved over the destination with one ``os.replace`` (a rename, atomic on POSIX and Windows
-file systems). A process killed at any moment leaves at most a stray ``.<name>.*.tmp*`` file beside it.
+file systems). A process killed at any moment leaves at most a stray ``.<name>.*.tmp*`` file beside it. The
+content is fsynced before the rename, so after an operating-system crash the file is also the old or the new
+version (the directory is not fsynced: which of the two survives such a crash is not guaranteed).
 """
 
 from __future__ import annotations
@@ -15,15 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _fsync(path: str | os.PathLike, *, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # e.g. directories cannot be opened on Windows; the rename is still atomic
-        return
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    except OSError:
+    except OSError:  # file systems without fsync: the rename is still atomic
         pass
     finally:
         os.close(fd)
@@ -55,7 +53,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync(path.parent, directory=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from tabularnet import atomic
@@ -19,6 +19,7 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.schema import DataError
+from tabularnet.progress import default_progress_bar
 from tabularnet.runs import AtomicCheckpointIO, RunLogger, checkpoint_version, last_checkpoint
 from tabularnet.training.lightning_modules import TrainingMixin
 
@@ -55,6 +56,11 @@ class TabularCLI(LightningCLI):
         elif trainer_config.get("logger") in (None, True):  # Lightning's default, with crash- and race-safe versions
             version = self._resume_version(root) if self.subcommand == "fit" else None
             kwargs["logger"] = RunLogger(save_dir=root, version=version)
+        if trainer_config.get("enable_progress_bar") is not False:
+            callbacks = trainer_config.get("callbacks") or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            if not any(isinstance(c, ProgressBar) for c in callbacks):
+                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()

@@ -73,6 +73,14 @@ class TrainingMixin(pl.LightningModule):
         self.test_metrics = classification_metrics(n_classes, "test_")
         self.rng = AugmentationRNG(0)
 
+    def __setattr__(self, name: str, value) -> None:
+        # NOTE: Lightning sets _current_fx_name around every hook call (~25 per training step); nn.Module's
+        # __setattr__ (parameter/buffer/module bookkeeping) made that a measurable share of a small step.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def build_net(self) -> nn.Module:
         raise NotImplementedError
 
