@@ -243,6 +243,16 @@ def test_datamodule_streamed_splits_are_disjoint(parquet_path):
     assert not TabularDataModule(train_path=str(parquet_path), streaming=True).has_split("test")
 
 
+def test_training_numeric_inputs_are_a_sample_of_training_rows(parquet_path):
+    dm = TabularDataModule(train_path=str(parquet_path), streaming=True, scaling="none", val_fraction=0.5)
+    x_num = dm.training_numeric_inputs(max_streamed_rows=100)
+    assert x_num.shape == (len(x_num), dm.n_num_features) and 30 < len(x_num) <= 100  # about half are val rows
+    train_rows = {
+        int(r) for b in dm.train_dataloader() for r in b["x_num"][:, dm.preprocessor.schema.numeric.index("row")]
+    }
+    assert {int(r) for r in x_num[:, dm.preprocessor.schema.numeric.index("row")]} <= train_rows
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -303,6 +313,20 @@ def test_cli_fit_streaming_then_predict_from_checkpoint(frame, parquet_path, tmp
     streamed, in_memory = (pd.read_csv(outputs[suffix]) for suffix in (".parquet", ".csv"))
     assert len(streamed) == N_ROWS
     pd.testing.assert_frame_equal(streamed, in_memory, atol=1e-6)
+
+
+def test_cli_streaming_with_data_initialised_embeddings(parquet_path, tmp_path):
+    main(
+        [
+            "fit",
+            "--model=tabularnet.MLPLightningModule",
+            "--model.num_embedding=ple",
+            f"--data.train_path={parquet_path}",
+            "--data.streaming=true",
+            "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
 
 
 def test_cli_streaming_with_csv_is_one_line_error(table_files):

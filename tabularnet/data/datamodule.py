@@ -14,7 +14,14 @@ from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor, Scaling
 from tabularnet.data.schema import DataError, check_target, infer_schema
 from tabularnet.data.sources import dataset_files, read_table
-from tabularnet.data.streaming import ChunkTransform, RowSplit, StreamingParquetLoader, fit_on_sample, plan_streams
+from tabularnet.data.streaming import (
+    ChunkTransform,
+    RowSplit,
+    StreamingParquetLoader,
+    fit_on_sample,
+    plan_streams,
+    sample_parquet,
+)
 from tabularnet.data.teacher import (
     as_logits,
     build_teacher,
@@ -314,6 +321,15 @@ class TabularDataModule(pl.LightningDataModule):
     def has_split(self, split: str) -> bool:
         """Whether ``split`` has data, streamed or in memory."""
         return split in self._streams() or self.split_tensors(split) is not None
+
+    def training_numeric_inputs(self, max_streamed_rows: int = 100_000) -> torch.Tensor:
+        """``x_num`` of the training split, for data-dependent initialisation (PLE bin edges); when the training
+        file streams, of a uniform sample of at most ``max_streamed_rows`` of its training rows."""
+        if "train" not in self._streams():
+            return self.split_tensors("train")["x_num"]
+        hp, (path, rows) = self.hparams, self._streams()["train"]
+        sample = sample_parquet(path, min(hp.sample_rows, max_streamed_rows), rows=rows, seed=hp.seed)
+        return self._ensure_fitted().transform(sample, source=path)["x_num"]
 
     def _streaming_loader(self, split: str, *, train: bool) -> StreamingParquetLoader:
         hp = self.hparams

@@ -101,7 +101,7 @@ class TrainingMixin(pl.LightningModule):
         # data-dependent initialisation (PLE bin edges) from the training split, as TorchTrainer does; a resumed
         # run's checkpoint is restored after this and brings back its own edges
         if stage == "fit" and needs_data(self.net):
-            initialize_from_data(self.net, self.trainer.datamodule.split_tensors("train")["x_num"])
+            initialize_from_data(self.net, self.trainer.datamodule.training_numeric_inputs())
 
     def on_train_start(self) -> None:
         # NOTE: the run's seed (seed_everything / random_seed) re-seeds dropout and the augmentations right
