@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
     path = Path(args.folder) / f"synthetic_{args.rows}x30.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     generation_s = None if path.is_file() else generate(path, args.rows)
-    print(f"table: {path} ({path.stat().st_size / 2**30:.2f} GiB; generated in {generation_s or 0:.0f} s)")
+    made = "re-used" if generation_s is None else f"generated in {generation_s:.0f} s"
+    print(f"table: {path} ({path.stat().st_size / 2**30:.2f} GiB; {made})")
     loader = run_stage("loader", "--path", str(path), threads=args.threads)
     print(f"loader: {loader['rows_per_s']:,.0f} rows/s, peak RSS {loader['peak_rss_mb']:,.0f} MB")
     with tempfile.TemporaryDirectory(dir=args.folder) as root:
