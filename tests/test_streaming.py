@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -348,3 +349,34 @@ def test_cli_streaming_with_csv_is_one_line_error(table_files):
     assert result.returncode == 2
     assert "tabularnet: error: data.streaming needs a Parquet data.train_path" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_two_process_ddp_streaming_fit(tmp_path):
+    """``--trainer.devices 2`` on CPU (gloo) with unequal row groups: the ranks take the same number of steps
+    (no hang), and rank 0 writes one set of metrics."""
+    path = write_parquet(make_table(3000, seed=5), tmp_path / "train.parquet", row_group_size=400)  # 7 x 400 + 200
+    args = [
+        "fit",
+        "--model=tabularnet.MLPLightningModule",
+        "--model.hidden_dims=[16]",
+        f"--data.train_path={path}",
+        "--data.streaming=true",
+        "--data.shuffle_buffer=256",
+        "--data.batch_size=64",
+        "--trainer.max_epochs=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--seed_everything=0",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tabularnet", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("metrics:") == 1
+    metrics = json.loads(next(tmp_path.rglob("metrics.json")).read_text())
+    assert metrics["val_acc"] > 0.6
