@@ -6,9 +6,11 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -16,10 +18,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
-from tabularnet.data.schema import DataError
+from tabularnet.data.schema import DataError, DataWarning
 from tabularnet.training.lightning_modules import TrainingMixin
 
-LINKED = ("n_num_features", "cat_cardinalities", "n_classes")
+LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 
 
@@ -50,7 +52,15 @@ class TabularCLI(LightningCLI):
 
     def before_predict(self) -> None:
         path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
-        self.trainer.callbacks.append(PredictionWriter(path))
+        self.prediction_writer = PredictionWriter(path)
+        self.trainer.callbacks.append(self.prediction_writer)
+
+    def after_predict(self) -> None:
+        # NOTE: Lightning runs no prediction epoch over a table with no rows, so nothing was written:
+        # an empty table gets a predictions file with the header only.
+        if not self.prediction_writer.written:
+            classes = self.datamodule.classes
+            self.prediction_writer.write(np.zeros((0, len(classes))), classes)
 
     def before_fit(self) -> None:
         # cross-fitted teacher logits are cached next to the runs, keyed by data + teacher config
@@ -116,6 +126,17 @@ def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
     return [args[0], "--config", str(config_path), *args[1:]]
 
 
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Data warnings as one line, like the errors; anything else as Python shows it."""
+    if issubclass(category, DataWarning):
+        print(f"tabularnet: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``tabularnet``; ``args`` defaults to ``sys.argv[1:]``."""
     build_cli(args)
@@ -126,7 +147,8 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     quiet_lightning()
     args = list(sys.argv[1:] if args is None else args)
     try:
-        with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
+        with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder, warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             return TabularCLI(
                 TrainingMixin,
                 TabularDataModule,

@@ -68,7 +68,7 @@ def test_no_target_uses_every_column():
 def test_schema_dict_round_trip():
     schema = infer_schema(mixed_table(), target="target")
     state = schema.to_dict()
-    assert state == {"numeric": schema.numeric, "categorical": schema.categorical, "target": "target"}
+    assert state == {"numeric": schema.numeric, "categorical": schema.categorical, "target": "target", "dropped": []}
     assert Schema.from_dict(state) == schema
     state["numeric"].append("other")  # to_dict copies the lists
     assert "other" not in schema.numeric

@@ -22,7 +22,7 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
-from tabularnet.data.schema import DataError
+from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.teacher import as_logits
 from tabularnet.training.lightning_modules import (
     MLPLightningModule,
@@ -48,7 +48,10 @@ RECIPE_PARAMS = (
     "mixup",
     "noise",
     "distillation",
+    "class_weight",
 )
+# Estimator parameters passed to the data module as they are (see TabularDataModule for their meaning).
+DATA_PARAMS = ("na_values", "high_cardinality", "max_categories", "min_frequency")
 
 
 def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
@@ -56,7 +59,7 @@ def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
 
     Arrays go through scikit-learn's ``check_array`` (2-D, non-empty, not sparse, not complex; NaN allowed).
     """
-    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):
+    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):  # pyarrow Table, polars DataFrame
         X = X.to_pandas()
     if isinstance(X, pd.DataFrame):
         return X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
@@ -114,6 +117,8 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             n_num_features=dm.n_num_features,
             cat_cardinalities=dm.cat_cardinalities,
             n_classes=dm.n_classes,
+            classes=dm.classes,
+            class_counts=dm.class_counts,
             **{name: getattr(self, name) for name in self.network_params},
             **{name: getattr(self, name) for name in RECIPE_PARAMS},
         )
@@ -128,6 +133,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         stop = self._early_stopping(training)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
+        missing = pd.isna(y)
+        if missing.any():
+            first = int(np.flatnonzero(missing)[0])
+            raise DataError(f"y has {int(missing.sum())} missing labels (first at row {first})")
         if len(y) != len(X_frame):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
         self.n_features_in_ = X_frame.shape[1]
@@ -150,6 +159,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             batch_size=training["batch_size"],
             eval_batch_size=training["eval_batch_size"],
             seed=self.random_seed,
+            **{name: self._data_param(name) for name in DATA_PARAMS},
         )
         module = self._build_module(dm)
         if self.use_lightning:
@@ -169,6 +179,12 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         self.module_, self.preprocessing_ = module.eval(), dm.preprocessor.state_dict()
         self.classes_ = np.asarray(dm.classes)
         return self
+
+    def _data_param(self, name: str):
+        value = getattr(self, name)
+        if name == "na_values":
+            return list(DEFAULT_NA_VALUES if value is None else value)
+        return value
 
     def fit(self, X, y, **fit_params):
         """scikit-learn's name for :meth:`train`."""
@@ -234,7 +250,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             "state_dict": self.module_.state_dict(),
             "hyper_parameters": hparams,
             TabularDataModule.__qualname__: {"preprocessing": self.preprocessing_},
-            "datamodule_hyper_parameters": {"target": self.preprocessing_["schema"]["target"]},
+            "datamodule_hyper_parameters": {
+                "target": self.preprocessing_["schema"]["target"],
+                **{name: _plain(self._data_param(name)) for name in DATA_PARAMS},
+            },
             "pytorch-lightning_version": pl.__version__,
             "tabularnet_estimator": {
                 "class": type(self).__name__,
@@ -307,6 +326,14 @@ class MLPClassifier(_TabularClassifier):
         mixup: ``{'enabled': bool, 'alpha': float}``.
         noise: ``{'enabled': bool, 'std': float}``.
         distillation: ``{'enabled': bool, 'lambda': float, 'temperature': float, 'consistency': float}``.
+        class_weight: ``None``, ``'balanced'`` (n_samples / (n_classes * count) on the training rows) or
+            ``{label: weight}`` keyed by the original labels: per-class weights of the training loss.
+        na_values: text values that mean missing (``None``: ``'?'``, ``'n/a'``, ``'NA'``, ``'null'``... see the
+            README); a text column holding only numbers besides them is numeric.
+        high_cardinality: ``'drop'`` (default, with a warning), ``'hash'`` or ``'keep'`` categorical columns with
+            more than ``max_categories`` distinct values.
+        max_categories: the cardinality above which a categorical column is high-cardinality (default 100).
+        min_frequency: categories seen fewer times in training share the unknown-category embedding.
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
             'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096}``.
         random_seed: seeds weights, batch order, dropout and augmentations.
@@ -330,6 +357,11 @@ class MLPClassifier(_TabularClassifier):
         mixup=None,
         noise=None,
         distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
         training=None,
         random_seed=42,
         use_lightning=False,
@@ -347,8 +379,9 @@ class TransformerClassifier(_TabularClassifier):
         num_layers: transformer blocks.
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
-        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, training, random_seed,
-        use_lightning, verbose: as in :class:`MLPClassifier`.
+        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, class_weight, na_values,
+        high_cardinality, max_categories, min_frequency, training, random_seed, use_lightning, verbose: as in
+        :class:`MLPClassifier`.
     """
 
     module_class = TransformerLightningModule
@@ -368,6 +401,11 @@ class TransformerClassifier(_TabularClassifier):
         mixup=None,
         noise=None,
         distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
         training=None,
         random_seed=42,
         use_lightning=False,
