@@ -126,6 +126,18 @@ def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
     return [args[0], "--config", str(config_path), *args[1:]]
 
 
+def _error_line(err: Exception) -> str:
+    """The one line that says what is wrong. jsonargparse wraps an error raised while instantiating the model in a
+    "Does not validate against any of the Union subtypes" report whose "- " lines hold the original messages."""
+    lines = [line.strip() for line in str(err).strip().splitlines()]
+    if not lines or not lines[0]:
+        return type(err).__name__
+    if lines[0].startswith("Does not validate against any of the Union subtypes"):
+        reasons = [line[2:] for line in lines if line.startswith("- ") and not line.startswith("- Expected a")]
+        return reasons[0] if reasons else lines[0]
+    return lines[0]
+
+
 _default_showwarning = warnings.showwarning
 
 
@@ -161,8 +173,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     except (DataError, ValueError) as err:
         if os.environ.get("TABULARNET_DEBUG"):
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"tabularnet: error: {message}", file=sys.stderr)
+        print(f"tabularnet: error: {_error_line(err)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -144,6 +144,7 @@ class TabularDataModule(pl.LightningDataModule):
             min_frequency=min_frequency,
         )
         self._frames: dict[str, pd.DataFrame] = {}
+        self._schema = None  # column roles, inferred from the whole training table
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
 
@@ -194,6 +195,13 @@ class TabularDataModule(pl.LightningDataModule):
             train = train.assign(__teacher_row__=np.arange(len(train)))  # before rows without a label go
         train = self._clean(train, source)
         check_target(train[hp.target], source=source)
+        if self._schema is None:
+            # NOTE: roles are inferred and values validated on the whole table, before any split, so that an
+            # error's row number is the row of the user's file.
+            features = train.drop(columns="__teacher_row__", errors="ignore")
+            self._schema = infer_schema(
+                features, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source
+            )
         if paths["test"] and "test" not in self._frames:
             self._frames["test"] = self._read("test", paths["test"])
         elif hp.test_fraction > 0 and "test" not in self._frames:
@@ -227,10 +235,9 @@ class TabularDataModule(pl.LightningDataModule):
         self._read_labeled_splits()
         train = self._frames["train"].drop(columns="__teacher_row__", errors="ignore")
         source = self._paths()["train"] or "training data"
-        schema = infer_schema(train, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source)
         labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
         classes = np.unique(pd.concat(labeled).to_numpy())
-        self.preprocessor.fit(train, schema, classes=classes, source=source)
+        self.preprocessor.fit(train, self._schema, classes=classes, source=source)
         return self.preprocessor
 
     # ------------------------------------------------------- data-derived sizes

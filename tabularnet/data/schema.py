@@ -115,6 +115,7 @@ def infer_schema(
                 check_not_mostly_numeric(df[name], name=name, source=source)
             schema.categorical.append(name)
         else:
+            check_numeric(df[name], name=name, source=source)  # infinities
             schema.numeric.append(name)
     if not schema.features:
         raise DataError(f"{source}: no feature columns besides the target {target!r}")
@@ -185,6 +186,12 @@ def mark_missing(df: pd.DataFrame, na_values: Sequence[str], *, source: str = "t
         numbers = pd.to_numeric(cleaned, errors="coerce")
         all_numbers = numbers.notna().sum() == cleaned.notna().sum()
         changed[name] = numbers.astype(np.float64) if all_numbers else cleaned
+    for name in df.columns:  # Python numbers in an object column (built by hand, or mixed with tokens above)
+        series = changed.get(name, df[name])
+        if pd.api.types.is_object_dtype(series):
+            inferred = series.infer_objects()
+            if inferred.dtype != series.dtype:
+                changed[name] = inferred
     return df.assign(**changed) if changed else df
 
 

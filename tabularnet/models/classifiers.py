@@ -132,11 +132,11 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         training, X_frame = self._training(), as_frame(X)
         stop = self._early_stopping(training)
         y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
         missing = pd.isna(y)
         if missing.any():
             first = int(np.flatnonzero(missing)[0])
-            raise DataError(f"y has {int(missing.sum())} missing labels (first at row {first})")
+            raise DataError(f"Input y contains NaN ({int(missing.sum())} missing labels, first at row {first})")
+        check_classification_targets(y)
         if len(y) != len(X_frame):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
         self.n_features_in_ = X_frame.shape[1]
