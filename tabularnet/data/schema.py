@@ -166,6 +166,12 @@ def _is_text(series: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)
 
 
+def _token_mask(series: pd.Series, tokens: set[str]) -> np.ndarray:
+    if isinstance(series.dtype, pd.StringDtype):  # pandas' text dtype: vectorized
+        return series.str.strip().isin(tokens).to_numpy(dtype=bool)
+    return series.map(lambda v: isinstance(v, str) and v.strip() in tokens).to_numpy(dtype=bool)
+
+
 def mark_missing(df: pd.DataFrame, na_values: Sequence[str], *, source: str = "table") -> pd.DataFrame:
     """``df`` with the ``na_values`` tokens (compared after stripping spaces) in text columns replaced by NaN.
 
@@ -179,7 +185,7 @@ def mark_missing(df: pd.DataFrame, na_values: Sequence[str], *, source: str = "t
         series = df[name]
         if not tokens or not _is_text(series) or series.empty:
             continue
-        is_token = series.map(lambda v: isinstance(v, str) and v.strip() in tokens).to_numpy(dtype=bool)
+        is_token = _token_mask(series, tokens)
         if not is_token.any():
             continue
         cleaned = series.astype(object).where(~is_token, np.nan)
