@@ -58,7 +58,7 @@ class TabularCLI(LightningCLI):
     def after_predict(self) -> None:
         # NOTE: Lightning runs no prediction epoch over a table with no rows, so nothing was written:
         # an empty table gets a predictions file with the header only.
-        if not self.prediction_writer.written:
+        if not self.prediction_writer.written and self.trainer.is_global_zero:
             classes = self.datamodule.classes
             self.prediction_writer.write(np.zeros((0, len(classes))), classes)
 
