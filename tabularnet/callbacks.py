@@ -30,6 +30,8 @@ class PredictionWriter(BasePredictionWriter):
         self.written = False
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module, predictions, batch_indices) -> None:
+        if not trainer.is_global_zero:
+            return  # under DDP every rank predicts every row (the predict loader is not sharded); rank 0 writes
         classes = trainer.datamodule.classes
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
         probs = torch.cat(batches).cpu().numpy() if batches else np.zeros((0, len(classes)))

@@ -12,13 +12,17 @@ from typing import Optional
 
 import numpy as np
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.schema import DataError, DataWarning
+from tabularnet.progress import default_progress_bar
+from tabularnet.runs import AtomicCheckpointIO, RunLogger, checkpoint_version, last_checkpoint
 from tabularnet.training.lightning_modules import TrainingMixin
 
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
@@ -46,9 +50,47 @@ class TabularCLI(LightningCLI):
         return None
 
     def instantiate_trainer(self, **kwargs):
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        root = trainer_config.get("default_root_dir") or os.getcwd()
         if self.subcommand == "predict":
             kwargs["logger"] = False  # prediction logs nothing: no empty lightning_logs/version_N folders
-        return super().instantiate_trainer(**kwargs)
+            self.save_config_callback = None  # ... and leaves no config.yaml behind
+        elif trainer_config.get("logger") in (None, True):  # Lightning's default, with crash- and race-safe versions
+            version = self._resume_version(root) if self.subcommand == "fit" else None
+            kwargs["logger"] = RunLogger(save_dir=root, version=version)
+        if trainer_config.get("enable_progress_bar") is not False:
+            callbacks = trainer_config.get("callbacks") or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            if not any(isinstance(c, ProgressBar) for c in callbacks):
+                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+    def _resume_version(self, root: str) -> int | None:
+        """``fit --ckpt_path last|PATH``: resolve ``last`` to the newest run's last.ckpt under ``root`` (or
+        ``checkpoint.dirpath``); return that run's version so the resumed run logs into the same directory."""
+        config = self.config_init[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path is None:
+            return None
+        if ckpt_path == "last":
+            dirpath = self._get(self.config, "checkpoint").get("dirpath")
+            if dirpath:
+                found = (None, Path(dirpath, "last.ckpt")) if Path(dirpath, "last.ckpt").is_file() else None
+            else:
+                found = last_checkpoint(root)
+            if found is None:
+                print(f"tabularnet: no last.ckpt under {dirpath or root} to resume from; starting a new run")
+                config["ckpt_path"] = None
+                return None
+            version, path = found
+            config["ckpt_path"] = ckpt_path = str(path)
+            print(f"tabularnet: resuming from {path}")
+        if not Path(ckpt_path).is_file():
+            raise DataError(f"--ckpt_path: checkpoint not found: {ckpt_path}")
+        return checkpoint_version(ckpt_path, root)
 
     def before_predict(self) -> None:
         path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
@@ -81,10 +123,10 @@ class TabularCLI(LightningCLI):
                 metrics.update(result)
         metrics.update(self.datamodule.teacher_metrics)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+        log_dir = trainer.log_dir  # NOTE: a collective under DDP: every rank must ask
         if trainer.is_global_zero:
-            out = Path(trainer.log_dir or ".") / "metrics.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            out = Path(log_dir or trainer.default_root_dir) / "metrics.json"
+            atomic.write_text(out, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
             keys = ("val_acc", "test_acc", "test_auroc", "teacher_val_acc", "teacher_test_acc")
             summary = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
             print(f"{summary}\nmetrics: {out}\nbest checkpoint: {best or '(none)'}")

@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
+from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
@@ -261,8 +262,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                 "feature_names_in": list(getattr(self, "feature_names_in_", [])),
             },
         }
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(checkpoint, path)
+        atomic.torch_save(checkpoint, path)
 
     @classmethod
     def load(cls, path: str | Path):
