@@ -37,6 +37,8 @@ class TabularCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True})
+        # `tabularnet fit --data.dataset NAME` alone trains the MLP with its defaults
+        parser.set_defaults({"model": {"class_path": "tabularnet.MLPLightningModule"}})
         parser.add_argument(
             "--predictions_path",
             type=Optional[str],
