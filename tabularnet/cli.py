@@ -19,7 +19,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
-from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
+from tabularnet.data.datamodule import load_checkpoint
+from tabularnet.data.lightning_datamodule import TabularDataModule
 from tabularnet.data.schema import DataError, DataWarning
 from tabularnet.progress import default_progress_bar
 from tabularnet.runs import AtomicCheckpointIO, RunLogger, checkpoint_version, last_checkpoint

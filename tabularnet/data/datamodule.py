@@ -1,10 +1,15 @@
-"""TabularDataModule: files or frames in, preprocessed in-memory tensor batches out."""
+"""TabularData: files or frames in, preprocessed in-memory tensor batches out -- without Lightning.
+
+``TabularDataModule`` (:mod:`tabularnet.data.lightning_datamodule`) is this class with Lightning's
+``LightningDataModule`` mixed in; the Python estimators' plain-PyTorch path uses :class:`TabularData` itself, so
+that scripts which train with ``use_lightning=False`` or only predict never import Lightning.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
@@ -34,6 +39,17 @@ from tabularnet.data.teacher import (
 )
 
 SPLITS = ("train", "val", "test", "predict")
+DATAMODULE_KEY = "TabularDataModule"  # where Lightning (and Estimator.save) put the data state in a checkpoint
+
+
+class _Hyperparameters(dict):
+    """Attribute access to the constructor arguments, like Lightning's ``AttributeDict``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -58,7 +74,7 @@ def stratified_split(df: pd.DataFrame, fraction: float, *, target: str, seed: in
     return rest, held_out
 
 
-class TabularDataModule(pl.LightningDataModule):
+class TabularData:
     """A classification table: reading, splitting, preprocessing (fitted on the training split only), batches.
 
     Args:
@@ -126,8 +142,12 @@ class TabularDataModule(pl.LightningDataModule):
         teacher_folds: int = 5,
         teacher_cache_dir: str | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__()  # LightningDataModule's, in TabularDataModule
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        if hasattr(self, "save_hyperparameters"):  # Lightning: hparams.yaml and the checkpoint's data arguments
+            self.save_hyperparameters(arguments)
+        else:
+            self._hparams = _Hyperparameters(arguments)
         if batch_size < 1:
             raise DataError(f"data.batch_size must be positive, however: batch_size={batch_size}")
         if teacher is not None and teacher_logits_path is not None:
@@ -148,6 +168,13 @@ class TabularDataModule(pl.LightningDataModule):
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
 
+    @property
+    def hparams(self):
+        """The constructor arguments (``self.hparams.batch_size``)."""
+        if "_hparams" not in self.__dict__:  # Lightning's save_hyperparameters reads this before it first sets it
+            self._hparams = _Hyperparameters()
+        return self._hparams
+
     # ------------------------------------------------------------ construction
     @classmethod
     def from_frames(
@@ -157,7 +184,7 @@ class TabularDataModule(pl.LightningDataModule):
         val: pd.DataFrame | None = None,
         teacher_logits: torch.Tensor | None = None,
         **kwargs,
-    ) -> TabularDataModule:
+    ) -> TabularData:
         """A data module over in-memory tables (the Python API's path). ``teacher_logits`` align with ``train``
         rows; when a validation split is carved from ``train`` they are split with it."""
         dm = cls(**kwargs)
@@ -356,7 +383,15 @@ class TabularDataModule(pl.LightningDataModule):
 
 
 def _datamodule_state(checkpoint: dict, path) -> dict:
-    for key in (TabularDataModule.__qualname__, "datamodule"):
+    for key in (DATAMODULE_KEY, "datamodule"):
         if key in checkpoint and "preprocessing" in checkpoint[key]:
             return checkpoint[key]
     raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")
+
+
+def __getattr__(name: str):
+    if name == "TabularDataModule":  # the Lightning flavour, imported (with Lightning) only when asked for
+        from tabularnet.data.lightning_datamodule import TabularDataModule
+
+        return TabularDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,16 +1,18 @@
 """The original Python API (``MLPClassifier(...).train(X, y)``) as scikit-learn estimators.
 
-Both drivers train the same LightningModule's network with the same recipe: ``use_lightning=True`` runs
-Lightning's Trainer, ``use_lightning=False`` (the default, as in the original) runs :class:`TorchTrainer`.
+Both drivers train the same network with the same recipe: ``use_lightning=True`` runs Lightning's Trainer on the
+LightningModule that wraps it, ``use_lightning=False`` (the default, as in the original) runs
+:class:`TorchTrainer` -- and imports no Lightning at all, nor does prediction from a saved model.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
@@ -20,16 +22,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
+from tabularnet.data.datamodule import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.teacher import as_logits
-from tabularnet.training.lightning_modules import (
-    MLPLightningModule,
-    TrainingMixin,
-    TransformerLightningModule,
-)
+from tabularnet.nn import MLP, FTTransformer
+from tabularnet.training.config import Recipe
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
 TARGET = "__target__"
@@ -86,10 +85,19 @@ def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Ten
     return torch.as_tensor(as_logits(values), dtype=torch.float32)
 
 
-class _TabularClassifier(ClassifierMixin, BaseEstimator):
-    """Shared fit/predict/save logic; subclasses name their LightningModule and network parameters."""
+def build_network(network_class: type[torch.nn.Module], hparams: dict) -> torch.nn.Module:
+    """The network a LightningModule with these hyperparameters builds (its arguments the network takes, with
+    ``n_classes`` as ``d_out``), without importing Lightning."""
+    accepted = inspect.signature(network_class).parameters
+    arch = {k: v for k, v in hparams.items() if k in accepted and k != "d_out"}
+    return network_class(d_out=hparams["n_classes"], **arch)
 
-    module_class: type[TrainingMixin]
+
+class _TabularClassifier(ClassifierMixin, BaseEstimator):
+    """Shared fit/predict/save logic; subclasses name their network, its LightningModule and parameters."""
+
+    network_class: type[torch.nn.Module]
+    module_name: str  # the LightningModule in tabularnet that wraps network_class
     network_params: tuple[str, ...]
 
     # ------------------------------------------------------------------ options
@@ -112,17 +120,22 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             )
         return stop
 
-    def _build_module(self, dm: TabularDataModule) -> TrainingMixin:
-        torch.manual_seed(self.random_seed)  # same initial weights for both drivers
-        return self.module_class(
-            n_num_features=dm.n_num_features,
-            cat_cardinalities=dm.cat_cardinalities,
-            n_classes=dm.n_classes,
-            classes=dm.classes,
-            class_counts=dm.class_counts,
-            **{name: getattr(self, name) for name in self.network_params},
-            **{name: getattr(self, name) for name in RECIPE_PARAMS},
-        )
+    def _hparams(self, data: TabularData) -> dict:
+        """The LightningModule's arguments: data-derived sizes and labels, network parameters and the recipe."""
+        return {
+            "n_num_features": data.n_num_features,
+            "cat_cardinalities": list(data.cat_cardinalities),
+            "n_classes": data.n_classes,
+            "classes": _plain(list(data.classes)),
+            "class_counts": data.class_counts,
+            **{name: _plain(getattr(self, name)) for name in self.network_params},
+            **{name: _plain(getattr(self, name)) for name in RECIPE_PARAMS},
+        }
+
+    def _lightning_module(self, hparams: dict):
+        from tabularnet.training import lightning_modules
+
+        return getattr(lightning_modules, self.module_name)(**hparams)
 
     # ---------------------------------------------------------------- training
     def train(self, X, y, teacher_probs=None, X_val=None, y_val=None):
@@ -151,7 +164,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         val = None if X_val is None else as_frame(X_val, list(X_frame.columns)).assign(**{TARGET: np.asarray(y_val)})
         n_classes = len(np.unique(y))
         logits = None if teacher_probs is None else teacher_logits_from(teacher_probs, len(y), n_classes)
-        dm = TabularDataModule.from_frames(
+        data_class = TabularData
+        if self.use_lightning:
+            from tabularnet.data.lightning_datamodule import TabularDataModule as data_class
+        dm = data_class.from_frames(
             train,
             val=val,
             teacher_logits=logits,
@@ -162,12 +178,17 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             seed=self.random_seed,
             **{name: self._data_param(name) for name in DATA_PARAMS},
         )
-        module = self._build_module(dm)
+        hparams = self._hparams(dm)
+        recipe = Recipe.from_options(**{name: hparams[name] for name in (*RECIPE_PARAMS, "classes", "class_counts")})
+        torch.manual_seed(self.random_seed)  # same initial weights for both drivers
         if self.use_lightning:
+            module = self._lightning_module(hparams)
             self._fit_lightning(module, dm, training, stop)
+            net = module.net
         else:
+            net = build_network(self.network_class, hparams)
             trainer = TorchTrainer(
-                module.recipe,
+                recipe,
                 max_epochs=training["epochs"],
                 seed=self.random_seed,
                 early_stopping=stop,
@@ -175,9 +196,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                 progress=self.verbose,
             )
             val_loader = dm.val_dataloader()
-            trainer.fit(module.net, dm.train_dataloader(), val_loader or None)
+            trainer.fit(net, dm.train_dataloader(), val_loader or None)
             self.history_ = trainer.history
-        self.module_, self.preprocessing_ = module.eval(), dm.preprocessor.state_dict()
+        self.net_, self.hparams_ = net.eval(), hparams
+        self.preprocessing_ = dm.preprocessor.state_dict()
         self.classes_ = np.asarray(dm.classes)
         return self
 
@@ -191,7 +213,9 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         """scikit-learn's name for :meth:`train`."""
         return self.train(X, y, **fit_params)
 
-    def _fit_lightning(self, module: TrainingMixin, dm: TabularDataModule, training: dict, stop) -> None:
+    def _fit_lightning(self, module, dm, training: dict, stop) -> None:
+        import lightning.pytorch as pl
+
         quiet_lightning(self.verbose)
         callbacks, monitor = [], stop.monitor if stop.enabled else None
         with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
@@ -222,7 +246,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- prediction
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, ``(n_rows, n_classes)``, columns in the order of ``classes_``."""
-        check_is_fitted(self, "module_")
+        check_is_fitted(self, "net_")
         frame = as_frame(X, list(getattr(self, "feature_names_in_", [])) or None)
         if frame.shape[1] != self.n_features_in_ and not isinstance(X, pd.DataFrame):
             raise ValueError(
@@ -231,7 +255,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             )
         tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
         loader = TensorBatchLoader(tensors, batch_size=self._training()["eval_batch_size"], shard=False)
-        net = self.module_.net.eval()
+        net = self.net_.eval()
         with torch.no_grad():
             probs = [net(b["x_num"], b["x_cat"]).float().softmax(-1) for b in loader]
         return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
@@ -244,18 +268,17 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Write a checkpoint that ``tabularnet predict --ckpt_path`` and :meth:`load` read (``weights_only``)."""
-        check_is_fitted(self, "module_")
-        hparams = dict(self.module_.hparams)
-        hparams["_class_path"] = f"tabularnet.{self.module_class.__name__}"
-        checkpoint = {
-            "state_dict": self.module_.state_dict(),
+        check_is_fitted(self, "net_")
+        hparams = {**self.hparams_, "_class_path": f"tabularnet.{self.module_name}"}
+        checkpoint = {  # the layout of a `tabularnet fit` checkpoint: the module's state_dict holds "net.*"
+            "state_dict": {f"net.{k}": v for k, v in self.net_.state_dict().items()},
             "hyper_parameters": hparams,
-            TabularDataModule.__qualname__: {"preprocessing": self.preprocessing_},
+            DATAMODULE_KEY: {"preprocessing": self.preprocessing_},
             "datamodule_hyper_parameters": {
                 "target": self.preprocessing_["schema"]["target"],
                 **{name: _plain(self._data_param(name)) for name in DATA_PARAMS},
             },
-            "pytorch-lightning_version": pl.__version__,
+            "pytorch-lightning_version": importlib.metadata.version("lightning"),
             "tabularnet_estimator": {
                 "class": type(self).__name__,
                 "params": _plain(self.get_params()),
@@ -270,15 +293,20 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         checkpoint = load_checkpoint(path)
         hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
         class_path = checkpoint["hyper_parameters"].get("_class_path", "")
-        if not class_path.endswith(cls.module_class.__name__):
-            raise DataError(f"{path}: holds a {class_path or 'unknown model'}, not a {cls.module_class.__name__}")
+        if not class_path.endswith(cls.module_name):
+            raise DataError(f"{path}: holds a {class_path or 'unknown model'}, not a {cls.module_name}")
         saved = checkpoint.get("tabularnet_estimator", {})
         params = saved.get("params") or {k: v for k, v in hparams.items() if k in cls().get_params()}
         estimator = cls(**params)
-        module = cls.module_class(**hparams)
-        module.load_state_dict(checkpoint["state_dict"])
-        estimator.module_ = module.eval()
-        estimator.preprocessing_ = checkpoint[TabularDataModule.__qualname__]["preprocessing"]
+        net = build_network(cls.network_class, hparams)
+        weights = {k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as err:
+            reason = str(err).splitlines()[0]
+            raise DataError(f"{path}: the weights do not fit a {cls.module_name} ({reason})") from None
+        estimator.net_, estimator.hparams_ = net.eval(), hparams
+        estimator.preprocessing_ = checkpoint[DATAMODULE_KEY]["preprocessing"]
         estimator.classes_ = np.asarray(estimator.preprocessing_["classes"])
         schema = estimator.preprocessing_["schema"]
         estimator.n_features_in_ = len(schema["numeric"]) + len(schema["categorical"])
@@ -341,7 +369,7 @@ class MLPClassifier(_TabularClassifier):
         verbose: show progress.
     """
 
-    module_class = MLPLightningModule
+    network_class, module_name = MLP, "MLPLightningModule"
     network_params = ("hidden_dims", "activation", "dropout", "d_cat_embedding")
 
     def __init__(
@@ -384,7 +412,7 @@ class TransformerClassifier(_TabularClassifier):
         :class:`MLPClassifier`.
     """
 
-    module_class = TransformerLightningModule
+    network_class, module_name = FTTransformer, "TransformerLightningModule"
     network_params = ("d_model", "nhead", "num_layers", "dropout", "activation")
 
     def __init__(

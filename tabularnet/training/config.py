@@ -181,9 +181,12 @@ class Recipe:
         mixup: Optional[dict] = None,
         noise: Optional[dict] = None,
         distillation: Optional[dict] = None,
-        class_weight: Optional[Sequence[float]] = None,
+        class_weight: ClassWeightArg = None,
+        classes: Optional[Sequence] = None,
+        class_counts: Optional[Sequence[int]] = None,
     ) -> Recipe:
-        """Validate the user-facing options (dicts as in the original API) into a Recipe."""
+        """Validate the user-facing options (dicts as in the original API) into a Recipe; ``class_weight`` is
+        resolved against the data's ``classes`` and training ``class_counts``."""
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), however: label_smoothing={label_smoothing}")
         if weight_decay < 0:
@@ -198,5 +201,5 @@ class Recipe:
             mixup=_from_spec(MixUpConfig, mixup, "mixup"),
             noise=_from_spec(NoiseConfig, noise, "noise"),
             distillation=_from_spec(DistillationConfig, distillation, "distillation", {"lambda_": "lambda"}),
-            class_weight=None if class_weight is None else tuple(float(w) for w in class_weight),
+            class_weight=resolve_class_weight(class_weight, classes, class_counts),
         )
