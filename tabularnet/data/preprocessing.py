@@ -28,19 +28,6 @@ Scaling = Literal["standard", "quantile", "none"]
 HighCardinality = Literal["drop", "hash", "keep"]
 
 
-def hash_codes(strings: pd.Series, n_buckets: int) -> np.ndarray:
-    """Category strings hashed to ids ``N_RESERVED .. N_RESERVED + n_buckets - 1`` (missing -> MISSING_ID).
-
-    CRC-32 of the UTF-8 bytes: the same id in every process (Python's ``hash()`` of a string is salted).
-    """
-    codes = np.full(len(strings), MISSING_ID, dtype=np.int64)
-    present = strings.notna().to_numpy()
-    values = strings[present]
-    lookup = {v: zlib.crc32(v.encode("utf-8")) % n_buckets + N_RESERVED for v in values.unique()}
-    codes[present] = values.map(lookup).to_numpy(dtype=np.int64)
-    return codes
-
-
 def factorized_strings(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """``(codes, strings)``: ``strings[codes[i]]`` is row ``i``'s category string, ``codes[i] == -1`` if missing.
 
@@ -59,6 +46,15 @@ def factorized_strings(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     else:
         strings = np.array([_category_string(v) for v in values], dtype=object)
     return codes, strings
+
+
+def hash_codes(series: pd.Series, n_buckets: int) -> np.ndarray:
+    """Category ids ``N_RESERVED .. N_RESERVED + n_buckets - 1`` from a hash of each value's category string
+    (missing -> MISSING_ID). CRC-32 of the UTF-8 bytes: the same id in every process, unlike Python's salted
+    ``hash()`` of a string."""
+    codes, strings = factorized_strings(series)
+    unique_ids = [zlib.crc32(s.encode("utf-8")) % n_buckets + N_RESERVED for s in strings]
+    return np.array([*unique_ids, MISSING_ID], dtype=np.int64)[codes]  # code -1 (missing): the last entry
 
 
 def category_strings(series: pd.Series) -> pd.Series:
@@ -228,7 +224,7 @@ class Preprocessor:
         x_num = np.stack(columns + indicators, axis=1) if columns else np.zeros((len(df), 0))
         hashed = state.get("hashed", {})
         codes = [
-            hash_codes(category_strings(df[name]), hashed[name])
+            hash_codes(df[name], hashed[name])
             if name in hashed
             else self._encode_categories(df[name], state["categorical"][name])
             for name in schema.categorical
