@@ -16,8 +16,16 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from tabularnet.data.loader import TensorBatchLoader
-from tabularnet.data.preprocessing import Preprocessor, Scaling
-from tabularnet.data.schema import DataError, check_target, infer_schema
+from tabularnet.data.preprocessing import HighCardinality, Preprocessor, Scaling
+from tabularnet.data.schema import (
+    DEFAULT_NA_VALUES,
+    DataError,
+    check_columns,
+    check_target,
+    drop_missing_targets,
+    infer_schema,
+    mark_missing,
+)
 from tabularnet.data.sources import dataset_files, read_table
 from tabularnet.data.streaming import (
     ChunkTransform,
@@ -93,6 +101,13 @@ class TabularData:
             at most 10 distinct values are categorical).
         numeric: columns to treat as numeric.
         scaling: numeric scaling: ``standard``, ``quantile`` (rank-Gauss) or ``none``.
+        na_values: text values that mean "missing" in any column (compared after stripping spaces; empty fields
+            always are); a text column holding only numbers besides them is numeric. ``[]`` keeps every text.
+        high_cardinality: categorical columns with more than ``max_categories`` distinct training values (names,
+            ticket numbers, ids) are dropped with a warning (``drop``), hashed into ``max_categories`` buckets
+            (``hash``), or kept with one embedding row per value (``keep``).
+        max_categories: the cardinality above which a categorical column counts as high-cardinality.
+        min_frequency: categories seen fewer times in the training split share the embedding of unknown values.
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and prediction (no gradients, so larger is faster).
         seed: seed of the splits and of the training batch order.
@@ -130,6 +145,10 @@ class TabularData:
         categorical: list[str] | None = None,
         numeric: list[str] | None = None,
         scaling: Scaling = "standard",
+        na_values: list[str] = list(DEFAULT_NA_VALUES),  # noqa: B006 (jsonargparse shows list defaults as given)
+        high_cardinality: HighCardinality = "drop",
+        max_categories: int = 100,
+        min_frequency: int = 1,
         batch_size: int = 256,
         eval_batch_size: int = 4096,
         seed: int = 0,
@@ -158,8 +177,15 @@ class TabularData:
         _check_streaming_options(self.hparams)
         self.teacher_metrics: dict[str, float] = {}
         self.default_teacher_cache_dir: str | None = None  # set by `tabularnet fit` to <default_root_dir>/...
-        self.preprocessor = Preprocessor(scaling)
+        self.preprocessor = Preprocessor(
+            scaling,
+            na_values=na_values,
+            high_cardinality=high_cardinality,
+            max_categories=max_categories,
+            min_frequency=min_frequency,
+        )
         self._frames: dict[str, pd.DataFrame] = {}
+        self._schema = None  # column roles, inferred from the whole training table
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
         self._stream_plan: dict[str, tuple[str, RowSplit]] | None = None
@@ -211,21 +237,42 @@ class TabularData:
             self._frames["train"] = read_table(paths["train"])
         train = self._frames["train"]
         source = paths["train"] or "training data"
-        infer_schema(train, target=hp.target, source=source)  # early, clear errors on the raw table
-        check_target(train[hp.target], source=source)
+        check_columns(train, [hp.target], what="target column", source=source)  # early, before any work
         if hp.teacher_logits_path and self.teacher_logits is None:
             logits = as_logits(read_teacher_logits(hp.teacher_logits_path, len(train)))
             self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
-            train = train.assign(__teacher_row__=np.arange(len(train)))
+            train = train.assign(__teacher_row__=np.arange(len(train)))  # before rows without a label go
+        train = self._clean(train, source)
+        check_target(train[hp.target], source=source)
+        if self._schema is None:
+            # NOTE: roles are inferred and values validated on the whole table, before any split, so that an
+            # error's row number is the row of the user's file.
+            features = train.drop(columns="__teacher_row__", errors="ignore")
+            self._schema = infer_schema(
+                features, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source
+            )
         if paths["test"] and "test" not in self._frames:
-            self._frames["test"] = read_table(paths["test"])
+            self._frames["test"] = self._read("test", paths["test"])
         elif hp.test_fraction > 0 and "test" not in self._frames:
             train, self._frames["test"] = stratified_split(train, hp.test_fraction, target=hp.target, seed=hp.seed)
         if paths["val"] and "val" not in self._frames:
-            self._frames["val"] = read_table(paths["val"])
-        elif hp.val_fraction > 0 and "val" not in self._frames:
+            self._frames["val"] = self._read("val", paths["val"])
+        elif "val" in self._frames:
+            self._frames["val"] = self._clean(self._frames["val"], "validation data")
+        elif hp.val_fraction > 0:
             train, self._frames["val"] = stratified_split(train, hp.val_fraction, target=hp.target, seed=hp.seed)
         self._frames["train"] = train
+
+    def _clean(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
+        """Missing-value tokens to NaN; rows of a labeled table whose label is missing dropped (with a warning)."""
+        df = mark_missing(df, self.hparams.na_values, source=source)
+        if self.hparams.target in df.columns:
+            df = drop_missing_targets(df, self.hparams.target, source=source)
+        return df
+
+    def _read(self, split: str, path: str) -> pd.DataFrame:
+        df = read_table(path)
+        return df if split == "predict" else self._clean(df, path)
 
     def _ensure_fitted(self) -> Preprocessor:
         if self.preprocessor.state is not None:
@@ -241,10 +288,9 @@ class TabularData:
         self._read_labeled_splits()
         train = self._frames["train"].drop(columns="__teacher_row__", errors="ignore")
         source = self._paths()["train"] or "training data"
-        schema = infer_schema(train, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source)
         labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
         classes = np.unique(pd.concat(labeled).to_numpy())
-        self.preprocessor.fit(train, schema, classes=classes, source=source)
+        self.preprocessor.fit(train, self._schema, classes=classes, source=source)
         return self.preprocessor
 
     # ------------------------------------------------------- data-derived sizes
@@ -263,6 +309,11 @@ class TabularData:
     @property
     def classes(self) -> list:
         return self._ensure_fitted().classes
+
+    @property
+    def class_counts(self) -> list[int] | None:
+        """Training rows per class (for ``class_weight='balanced'``), in the order of :attr:`classes`."""
+        return self._ensure_fitted().class_counts
 
     # ----------------------------------------------------------------- tensors
     def split_tensors(self, split: str) -> dict[str, torch.Tensor] | None:
@@ -318,9 +369,9 @@ class TabularData:
                 path = self.hparams.predict_path
                 if path is None:
                     raise DataError("nothing to predict: set data.predict_path")
-                self._frames["predict"] = read_table(path)
+                self._frames["predict"] = self._read("predict", path)
             elif self.preprocessor.state is not None and self._paths().get(split):
-                self._frames[split] = read_table(self._paths()[split])
+                self._frames[split] = self._read(split, self._paths()[split])
             elif split in ("train", "val", "test") and not self.hparams.preprocessing_path:
                 self._read_labeled_splits()
         frame = self._frames.get(split)

@@ -25,7 +25,7 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.data.datamodule import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
-from tabularnet.data.schema import DataError
+from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.teacher import as_logits
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.training.config import Recipe
@@ -48,7 +48,10 @@ RECIPE_PARAMS = (
     "mixup",
     "noise",
     "distillation",
+    "class_weight",
 )
+# Estimator parameters passed to the data module as they are (see TabularDataModule for their meaning).
+DATA_PARAMS = ("na_values", "high_cardinality", "max_categories", "min_frequency")
 
 
 def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
@@ -56,7 +59,7 @@ def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
 
     Arrays go through scikit-learn's ``check_array`` (2-D, non-empty, not sparse, not complex; NaN allowed).
     """
-    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):
+    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):  # pyarrow Table, polars DataFrame
         X = X.to_pandas()
     if isinstance(X, pd.DataFrame):
         return X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
@@ -118,11 +121,13 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         return stop
 
     def _hparams(self, data: TabularData) -> dict:
-        """The LightningModule's arguments: data-derived sizes, network parameters and the recipe."""
+        """The LightningModule's arguments: data-derived sizes and labels, network parameters and the recipe."""
         return {
             "n_num_features": data.n_num_features,
             "cat_cardinalities": list(data.cat_cardinalities),
             "n_classes": data.n_classes,
+            "classes": _plain(list(data.classes)),
+            "class_counts": data.class_counts,
             **{name: _plain(getattr(self, name)) for name in self.network_params},
             **{name: _plain(getattr(self, name)) for name in RECIPE_PARAMS},
         }
@@ -141,6 +146,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         training, X_frame = self._training(), as_frame(X)
         stop = self._early_stopping(training)
         y = column_or_1d(y, warn=True)
+        missing = pd.isna(y)
+        if missing.any():
+            first = int(np.flatnonzero(missing)[0])
+            raise DataError(f"Input y contains NaN ({int(missing.sum())} missing labels, first at row {first})")
         check_classification_targets(y)
         if len(y) != len(X_frame):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
@@ -167,9 +176,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             batch_size=training["batch_size"],
             eval_batch_size=training["eval_batch_size"],
             seed=self.random_seed,
+            **{name: self._data_param(name) for name in DATA_PARAMS},
         )
         hparams = self._hparams(dm)
-        recipe = Recipe.from_options(**{name: hparams[name] for name in RECIPE_PARAMS})
+        recipe = Recipe.from_options(**{name: hparams[name] for name in (*RECIPE_PARAMS, "classes", "class_counts")})
         torch.manual_seed(self.random_seed)  # same initial weights for both drivers
         if self.use_lightning:
             module = self._lightning_module(hparams)
@@ -192,6 +202,12 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         self.preprocessing_ = dm.preprocessor.state_dict()
         self.classes_ = np.asarray(dm.classes)
         return self
+
+    def _data_param(self, name: str):
+        value = getattr(self, name)
+        if name == "na_values":
+            return list(DEFAULT_NA_VALUES if value is None else value)
+        return value
 
     def fit(self, X, y, **fit_params):
         """scikit-learn's name for :meth:`train`."""
@@ -258,7 +274,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             "state_dict": {f"net.{k}": v for k, v in self.net_.state_dict().items()},
             "hyper_parameters": hparams,
             DATAMODULE_KEY: {"preprocessing": self.preprocessing_},
-            "datamodule_hyper_parameters": {"target": self.preprocessing_["schema"]["target"]},
+            "datamodule_hyper_parameters": {
+                "target": self.preprocessing_["schema"]["target"],
+                **{name: _plain(self._data_param(name)) for name in DATA_PARAMS},
+            },
             "pytorch-lightning_version": importlib.metadata.version("lightning"),
             "tabularnet_estimator": {
                 "class": type(self).__name__,
@@ -335,6 +354,14 @@ class MLPClassifier(_TabularClassifier):
         mixup: ``{'enabled': bool, 'alpha': float}``.
         noise: ``{'enabled': bool, 'std': float}``.
         distillation: ``{'enabled': bool, 'lambda': float, 'temperature': float, 'consistency': float}``.
+        class_weight: ``None``, ``'balanced'`` (n_samples / (n_classes * count) on the training rows) or
+            ``{label: weight}`` keyed by the original labels: per-class weights of the training loss.
+        na_values: text values that mean missing (``None``: ``'?'``, ``'n/a'``, ``'NA'``, ``'null'``... see the
+            README); a text column holding only numbers besides them is numeric.
+        high_cardinality: ``'drop'`` (default, with a warning), ``'hash'`` or ``'keep'`` categorical columns with
+            more than ``max_categories`` distinct values.
+        max_categories: the cardinality above which a categorical column is high-cardinality (default 100).
+        min_frequency: categories seen fewer times in training share the unknown-category embedding.
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
             'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096}``.
         random_seed: seeds weights, batch order, dropout and augmentations.
@@ -358,6 +385,11 @@ class MLPClassifier(_TabularClassifier):
         mixup=None,
         noise=None,
         distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
         training=None,
         random_seed=42,
         use_lightning=False,
@@ -375,8 +407,9 @@ class TransformerClassifier(_TabularClassifier):
         num_layers: transformer blocks.
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
-        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, training, random_seed,
-        use_lightning, verbose: as in :class:`MLPClassifier`.
+        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, class_weight, na_values,
+        high_cardinality, max_categories, min_frequency, training, random_seed, use_lightning, verbose: as in
+        :class:`MLPClassifier`.
     """
 
     network_class, module_name = FTTransformer, "TransformerLightningModule"
@@ -396,6 +429,11 @@ class TransformerClassifier(_TabularClassifier):
         mixup=None,
         noise=None,
         distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
         training=None,
         random_seed=42,
         use_lightning=False,

@@ -11,6 +11,7 @@ from torch import nn
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.nn.layers import Activation, initialize_from_data, needs_data
 from tabularnet.training.config import (
+    ClassWeightArg,
     DistillationSpec,
     MixUpSpec,
     NoiseSpec,
@@ -41,6 +42,11 @@ class TrainingMixin(pl.LightningModule):
         distillation: ``{enabled: bool, lambda: float, temperature: float, consistency: float}``: loss =
             (1 - lambda) CE + lambda T^2 KL(teacher_T || student_T) + consistency * two-view penalty;
             needs teacher logits in the batch.
+        class_weight: per-class weights of the label loss: ``balanced`` (n_samples / (n_classes * count) on the
+            training split), or ``{label: weight}`` keyed by the original labels (others weigh 1); ``null``: none.
+            ``val_loss`` stays the unweighted log loss.
+        classes: the original class labels (linked from the data module in the CLI).
+        class_counts: training rows per class (linked from the data module in the CLI).
     """
 
     def __init__(
@@ -54,11 +60,16 @@ class TrainingMixin(pl.LightningModule):
         mixup: Optional[MixUpSpec] = None,
         noise: Optional[NoiseSpec] = None,
         distillation: Optional[DistillationSpec] = None,
+        class_weight: ClassWeightArg = None,
+        classes: Optional[list] = None,
+        class_counts: Optional[list[int]] = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, however: n_classes={n_classes}")
+        if classes is not None and len(classes) != n_classes:
+            raise ValueError(f"classes has {len(classes)} labels but n_classes={n_classes}")
         self.recipe = Recipe.from_options(
             label_smoothing=label_smoothing,
             weight_decay=weight_decay,
@@ -67,6 +78,9 @@ class TrainingMixin(pl.LightningModule):
             mixup=mixup,
             noise=noise,
             distillation=distillation,
+            class_weight=class_weight,
+            classes=classes,
+            class_counts=class_counts,
         )
         self.net = self.build_net()
         self.val_metrics = classification_metrics(n_classes, "val_")
