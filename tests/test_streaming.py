@@ -20,7 +20,7 @@ from tabularnet import TabularDataModule
 from tabularnet.cli import main
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import UNKNOWN_ID, Preprocessor
-from tabularnet.data.schema import DataError, infer_schema
+from tabularnet.data.schema import DataError, infer_schema, mark_missing
 from tabularnet.data.streaming import (
     ChunkTransform,
     StreamingParquetLoader,
@@ -124,6 +124,22 @@ def test_quantile_scaling_matches_in_memory_transform(frame, parquet_path):
     assert torch.equal(streamed["x_cat"], reference["x_cat"])
 
 
+def test_missing_tokens_hashed_and_rare_categories_match_in_memory(frame, tmp_path):
+    rng = np.random.default_rng(0)
+    messy = frame.assign(
+        color=frame["color"].where(rng.random(N_ROWS) > 0.1, "?"),  # a missing-value token
+        ticket=[f"T{i}" for i in rng.integers(0, 300, N_ROWS)],  # high-cardinality: hashed
+        shade=rng.choice(["a", "b", "c", "rare"], N_ROWS, p=[0.4, 0.3, 0.29, 0.01]),  # "rare" below min_frequency
+    )
+    prep = Preprocessor(high_cardinality="hash", max_categories=20, min_frequency=10)
+    prep.fit(messy, infer_schema(mark_missing(messy, prep.na_values), target="target"))
+    assert "ticket" in prep.state_dict()["hashed"] and "rare" not in prep.state_dict()["categorical"]["shade"]
+    streamed = list(make_loader(write_parquet(messy, tmp_path / "messy.parquet"), prep, batch_size=N_ROWS))[0]
+    reference = prep.transform(messy)
+    torch.testing.assert_close(streamed["x_num"], reference["x_num"])
+    assert torch.equal(streamed["x_cat"], reference["x_cat"])
+
+
 def test_unknown_category_and_unseen_label(frame, preprocessor, tmp_path):
     new = frame.head(40).assign(color="purple")
     loader = make_loader(write_parquet(new, tmp_path / "new.parquet"), preprocessor)
@@ -205,7 +221,12 @@ def test_sample_is_bounded_distinct_and_spread(parquet_path):
 
 
 def test_parquet_labels(parquet_path, frame, tmp_path):
-    assert list(parquet_labels(parquet_path, "target")) == ["no", "yes"]
+    classes, counts = parquet_labels(parquet_path, "target")
+    assert list(classes) == ["no", "yes"] and counts == frame["target"].value_counts().sort_index().tolist()
+    train = split_intervals(0, val_fraction=0.5, test_fraction=0.0)["train"]
+    train_rows = [r for r in range(N_ROWS) if train.mask(r // ROW_GROUP, ROW_GROUP)[r % ROW_GROUP]]
+    expected = frame["target"].iloc[train_rows].value_counts().sort_index().tolist()
+    assert parquet_labels(parquet_path, "target", train)[1] == expected
     missing = frame.head(120).astype({"target": object})
     missing.loc[77, "target"] = None
     with pytest.raises(DataError, match="missing labels \\(first at row 77\\)"):
@@ -230,7 +251,10 @@ def test_datamodule_fits_preprocessing_on_a_sample(parquet_path):
     rows = split_intervals(3, val_fraction=0.2, test_fraction=0.0)["train"]
     sample = sample_parquet(parquet_path, 100, rows=rows, seed=3)
     expected = Preprocessor().fit(sample, infer_schema(sample, target="target"), classes=["no", "yes"])
-    assert dm.preprocessor.state_dict() == expected.state_dict()
+    state = dm.preprocessor.state_dict()
+    assert state["class_counts"] == parquet_labels(parquet_path, "target", rows)[1]  # the whole split's counts
+    assert sum(state["class_counts"]) == sum(len(b["y"]) for b in dm.train_dataloader())
+    assert {**state, "class_counts": None} == {**expected.state_dict(), "class_counts": None}
     assert len(sample) < 100  # the val rows of the drawn sample are dropped
 
 

@@ -363,7 +363,7 @@ class TabularData:
     def _frame(self, split: str) -> pd.DataFrame | None:
         if "train" in self._streams() and split in ("train", "val", "test") and split not in self._frames:
             path = self._paths()[split] if split != "train" else None  # a split without its own file is streamed
-            self._frames[split] = read_table(path) if path and split not in self._streams() else None
+            self._frames[split] = self._read(split, path) if path and split not in self._streams() else None
         if split not in self._frames:
             if split == "predict":
                 path = self.hparams.predict_path

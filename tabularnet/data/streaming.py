@@ -22,7 +22,7 @@ import torch
 
 from tabularnet.data.loader import Batch, _rank_and_world_size
 from tabularnet.data.preprocessing import MISSING_ID, Preprocessor
-from tabularnet.data.schema import DataError, check_columns, infer_schema
+from tabularnet.data.schema import DataError, check_columns, infer_schema, mark_missing
 from tabularnet.data.sources import PARQUET_SUFFIXES
 
 # NOTE: rows decoded per read: large enough for Arrow's vectorized decoding, small next to the shuffle buffer.
@@ -117,26 +117,33 @@ def sample_parquet(path: str | Path, n_rows: int, *, rows: RowSplit = RowSplit()
     return pa.concat_tables(tables).to_pandas()
 
 
-def parquet_labels(path: str | Path, target: str) -> np.ndarray:
-    """The sorted distinct labels of ``target`` over the whole file, reading only that column.
-
-    Raises a DataError naming the first missing label, like the in-memory path's check.
+def parquet_labels(path: str | Path, target: str, rows: RowSplit = RowSplit()) -> tuple[np.ndarray, list[int]]:
+    """The sorted distinct labels of ``target`` over the whole file, and how many of ``rows`` have each, reading
+    only that column. A missing label is a DataError naming its row.
     """
     parquet = open_parquet(path)
     if target not in parquet.schema_arrow.names:
         available = ", ".join(map(repr, parquet.schema_arrow.names[:20]))
         raise DataError(f"{path}: target column {target!r} not found (columns: {available})")
-    labels, offset = set(), 0
+    counts, offset = {}, 0
     for group in range(parquet.metadata.num_row_groups):
         column = parquet.read_row_group(group, columns=[target]).column(0)
         if column.null_count:
             row = offset + int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
             raise DataError(f"{path}: target column {target!r} has missing labels (first at row {row})")
-        labels.update(pc.unique(column).to_pylist())
+        for label in pc.unique(column).to_pylist():
+            counts.setdefault(label, 0)
+        mask = rows.mask(group, len(column))
+        selected = column if mask is None else column.filter(pa.array(mask))
+        for item in pc.value_counts(selected).to_pylist():
+            counts[item["values"]] += item["counts"]
         offset += len(column)
-    if len(labels) < 2:
-        raise DataError(f"{path}: target column {target!r} has only one class ({next(iter(labels), None)!r})")
-    return np.array(sorted(labels), dtype=object if any(isinstance(v, str) for v in labels) else None)
+    if len(counts) < 2:
+        raise DataError(f"{path}: target column {target!r} has only one class ({next(iter(counts), None)!r})")
+    labels = sorted(counts)
+    return np.array(labels, dtype=object if any(isinstance(v, str) for v in labels) else None), [
+        counts[c] for c in labels
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- transform
@@ -411,7 +418,10 @@ def fit_on_sample(
     numeric: list[str] | None = None,
 ) -> Preprocessor:
     """Fit ``preprocessor`` on a uniform sample of at most ``sample_rows`` training rows of ``path``; the label
-    classes come from a scan of the whole target column."""
-    sample = sample_parquet(path, sample_rows, rows=rows, seed=seed)
+    classes and the training rows per class come from a scan of the whole target column."""
+    sample = mark_missing(sample_parquet(path, sample_rows, rows=rows, seed=seed), preprocessor.na_values, source=path)
     schema = infer_schema(sample, target=target, categorical=categorical, numeric=numeric, source=path)
-    return preprocessor.fit(sample, schema, classes=parquet_labels(path, target), source=path)
+    classes, class_counts = parquet_labels(path, target, rows)
+    preprocessor.fit(sample, schema, classes=classes, source=path)
+    preprocessor.state["class_counts"] = class_counts  # the whole training split's, not the sample's
+    return preprocessor
