@@ -42,7 +42,7 @@ bench-speed: $(STAMP)
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py
 
-# not part of `bench`: writes a 1.8 GiB Parquet file under $TMPDIR and trains on it (about 10 minutes on 2 cores)
+# not part of `bench`: writes a 1.8 GiB Parquet file under $TMPDIR and trains on it (about 5 minutes on 2 idle cores)
 bench-streaming: $(STAMP)
 	$(BIN)/python bench/streaming.py
 
