@@ -1,4 +1,4 @@
-"""Lightning callbacks of the CLI: the predictions file writer."""
+"""Lightning callbacks of the CLI: the progress bar and the predictions file writer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, RichProgressBar
 
 from tabularnet.data.sources import write_table
 
@@ -19,6 +19,19 @@ def predictions_frame(probs: np.ndarray, classes: list) -> pd.DataFrame:
     for i, label in enumerate(classes):
         frame[f"proba_{label}"] = probs[:, i] if len(probs) else []
     return frame
+
+
+class TabularProgressBar(RichProgressBar):
+    """Rich's progress bar showing only the numbers worth watching while training (all are in TensorBoard)."""
+
+    SHOWN = ("train_loss", "val_loss", "val_acc", "val_auroc")
+
+    def __init__(self) -> None:
+        super().__init__(leave=True)  # one finished bar per epoch stays on screen: a compact training log
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        return {k: v for k, v in metrics.items() if k in self.SHOWN}
 
 
 class PredictionWriter(BasePredictionWriter):

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional
 
+import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from tabularnet._quiet import quiet_lightning
-from tabularnet.callbacks import PredictionWriter
+from tabularnet.callbacks import PredictionWriter, TabularProgressBar
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
+from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.schema import DataError
+from tabularnet.reporting.summary import print_summary
 from tabularnet.training.lightning_modules import TrainingMixin
 
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes")
@@ -44,8 +50,16 @@ class TabularCLI(LightningCLI):
         return None
 
     def instantiate_trainer(self, **kwargs):
+        config = self._get(self.config_init, "trainer", default={})
         if self.subcommand == "predict":
             kwargs["logger"] = False  # prediction logs nothing: no empty lightning_logs/version_N folders
+        elif config.get("logger") in (None, True):
+            # Lightning's default logger, without the placeholder hp_metric: after_fit logs the real final metrics
+            save_dir = config.get("default_root_dir") or os.getcwd()
+            kwargs["logger"] = TensorBoardLogger(save_dir, default_hp_metric=False)
+        callbacks = list(config.get("callbacks") or [])
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, TabularProgressBar()]
         return super().instantiate_trainer(**kwargs)
 
     def before_predict(self) -> None:
@@ -55,30 +69,99 @@ class TabularCLI(LightningCLI):
     def before_fit(self) -> None:
         # cross-fitted teacher logits are cached next to the runs, keyed by data + teacher config
         self.datamodule.default_teacher_cache_dir = str(Path(self.trainer.default_root_dir) / "teacher_cache")
+        if self.model.hparams.get("calibrate") and self.datamodule.split_tensors("val") is None:
+            raise DataError("model.calibrate needs validation data: set data.val_path or data.val_fraction > 0")
+        self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
-        """Evaluate the best checkpoint on validation (and test) data and write ``metrics.json``."""
+        """Calibrate and evaluate the best checkpoint on validation (and test) data, draw the figures, log the
+        hyperparameters with the final metrics, write ``metrics.json`` and print the summary."""
         trainer = self.trainer
         if trainer.interrupted:
             return
+        train_seconds = time.perf_counter() - self._fit_started
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt_path = best or None
         metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
-        for result in trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
-            metrics.update(result)
-        if self.datamodule.split_tensors("test") is not None:
-            for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
-                metrics.update(result)
+        if best:
+            metrics["best_epoch"] = int(load_checkpoint(best).get("epoch", -1))
+        log_dir = Path(trainer.log_dir or ".")
+        # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
+        # metrics at the last step too, which is no point of the training curve
+        figures = self._learning_curves(log_dir)
+        if self.model.hparams.get("calibrate"):
+            metrics.update(self._calibrate(best))
+        metrics.update(self._evaluate(best or None))
         metrics.update(self.datamodule.teacher_metrics)
+        metrics.update(train_seconds=train_seconds, fit_seconds=time.perf_counter() - self._fit_started)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+        if not trainer.fast_dev_run:
+            self._figures(log_dir, figures)
+            self._log_final_hparams(metrics)
         if trainer.is_global_zero:
-            out = Path(trainer.log_dir or ".") / "metrics.json"
+            out = log_dir / "metrics.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-            keys = ("val_acc", "test_acc", "test_auroc", "teacher_val_acc", "teacher_test_acc")
-            summary = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
-            print(f"{summary}\nmetrics: {out}\nbest checkpoint: {best or '(none)'}")
-            print(f"curves: tensorboard --logdir {out.parent.parent}")
+            print_summary(metrics)
+            print(f"metrics: {out}\nbest checkpoint: {best or '(none)'}")
+            if isinstance(trainer.logger, TensorBoardLogger):
+                print(f"logs: {log_dir} (TensorBoard event files, figures/, config.yaml)")
+                print(f"curves: tensorboard --logdir {log_dir.parent}")
+            print(f"report: tabularnet report {log_dir}")
+
+    def after_test(self) -> None:
+        """Figures of the test split of the tested checkpoint (``tabularnet test``)."""
+        if not self.trainer.fast_dev_run and self.trainer.logger is not None:
+            self._figures(Path(self.trainer.log_dir), {}, splits=("test",))
+
+    def _calibrate(self, best: str) -> dict:
+        """Fit the temperature of the best weights on the validation split and store it in the best checkpoint."""
+        if best:
+            self.model.load_state_dict(load_checkpoint(best)["state_dict"])
+        tensors = self.datamodule.split_tensors("val")
+        loader = TensorBatchLoader(tensors, batch_size=self.datamodule.hparams.eval_batch_size, shard=False)
+        result = self.model.calibrate_temperature(loader)
+        if best and self.trainer.is_global_zero:
+            checkpoint = load_checkpoint(best)
+            checkpoint["state_dict"]["temperature"] = torch.tensor(result["temperature"])
+            torch.save(checkpoint, best)
+        self.trainer.strategy.barrier()
+        return result
+
+    def _evaluate(self, ckpt_path: str | None) -> dict:
+        trainer, results = self.trainer, {}
+        for result in trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
+            results.update(result)
+        if self.datamodule.split_tensors("test") is not None:
+            for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
+                results.update(result)
+        return results
+
+    def _learning_curves(self, log_dir: Path) -> dict:
+        if self.trainer.fast_dev_run or not self.trainer.is_global_zero:
+            return {}
+        from tabularnet.reporting import run  # matplotlib only when figures are drawn
+
+        return run.learning_curves(log_dir, self.datamodule.teacher_metrics)
+
+    def _figures(self, log_dir: Path, figures: dict, splits: tuple[str, ...] = ("val", "test")) -> None:
+        """Add the evaluation figures of ``splits`` to ``figures``; save them and log them to TensorBoard."""
+        from tabularnet.reporting import run
+
+        figures = {**figures, **run.evaluation_figures(self.model, self.datamodule, splits)}
+        if self.trainer.is_global_zero:
+            logger = self.trainer.logger
+            experiment = logger.experiment if isinstance(logger, TensorBoardLogger) else None
+            run.save_figures(figures, log_dir, experiment, step=self.trainer.global_step)
+
+    def _log_final_hparams(self, metrics: dict) -> None:
+        """The HParams tab: the run's hyperparameters with its final metrics (as ``hp/<metric>``)."""
+        logger = self.trainer.logger
+        if logger is None:
+            return
+        params = {**self.datamodule.hparams_initial, **self.model.hparams_initial}
+        final = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "epochs"}
+        logger.log_hyperparams(params, metrics=final, step=self.trainer.global_step)
+        logger.finalize("success")
 
 
 def _option_value(args: list[str], name: str) -> str | None:
@@ -118,30 +201,43 @@ def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``tabularnet``; ``args`` defaults to ``sys.argv[1:]``."""
+    args = list(sys.argv[1:] if args is None else args)
+    if args and args[0] == "report":  # not a Lightning subcommand: no model, data or trainer
+        from tabularnet.reporting.report import report_main
+
+        with _user_errors():
+            report_main(args[1:])
+        return
     build_cli(args)
 
 
-def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
-    """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
-    quiet_lightning()
-    args = list(sys.argv[1:] if args is None else args)
+@contextlib.contextmanager
+def _user_errors():
+    """Errors users cause (bad files, columns, options) end the command with one line and exit status 2."""
     try:
-        with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
-            return TabularCLI(
-                TrainingMixin,
-                TabularDataModule,
-                subclass_mode_model=True,
-                save_config_kwargs={"overwrite": True},
-                auto_configure_optimizers=False,
-                args=_with_checkpoint_config(args, folder),
-                run=run,
-            )
+        yield
     except (DataError, ValueError) as err:
         if os.environ.get("TABULARNET_DEBUG"):
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"tabularnet: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
+    """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
+    quiet_lightning()
+    args = list(sys.argv[1:] if args is None else args)
+    with _user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
+        return TabularCLI(
+            TrainingMixin,
+            TabularDataModule,
+            subclass_mode_model=True,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=_with_checkpoint_config(args, folder),
+            run=run,
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from torch import nn
 
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.nn.layers import Activation
+from tabularnet.training.calibration import expected_calibration_error, fit_temperature
 from tabularnet.training.config import (
     DistillationSpec,
     MixUpSpec,
@@ -41,6 +42,9 @@ class TrainingMixin(pl.LightningModule):
         distillation: ``{enabled: bool, lambda: float, temperature: float, consistency: float}``: loss =
             (1 - lambda) CE + lambda T^2 KL(teacher_T || student_T) + consistency * two-view penalty;
             needs teacher logits in the batch.
+        calibrate: after training, fit one temperature T on the validation split (temperature scaling: the
+            probabilities become softmax(logits / T)); T is stored in the checkpoint and used by validate, test
+            and predict.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class TrainingMixin(pl.LightningModule):
         mixup: Optional[MixUpSpec] = None,
         noise: Optional[NoiseSpec] = None,
         distillation: Optional[DistillationSpec] = None,
+        calibrate: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -69,6 +74,8 @@ class TrainingMixin(pl.LightningModule):
             distillation=distillation,
         )
         self.net = self.build_net()
+        # NOTE: a buffer, so the temperature travels in state_dict (checkpoints, save()) with the weights
+        self.register_buffer("temperature", torch.ones(()))
         self.val_metrics = classification_metrics(n_classes, "val_")
         self.test_metrics = classification_metrics(n_classes, "test_")
         self.rng = AugmentationRNG(0)
@@ -87,6 +94,39 @@ class TrainingMixin(pl.LightningModule):
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.net(x_num, x_cat)
+
+    def calibrated_logits(self, batch: dict) -> torch.Tensor:
+        """``(B, n_classes)`` logits divided by the fitted temperature (1 until :meth:`calibrate_temperature`)."""
+        return self.net(batch["x_num"], batch["x_cat"]).float() / self.temperature
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        # checkpoints written before calibration existed have no temperature: they are uncalibrated (T = 1)
+        state_dict = {"temperature": torch.ones(()), **state_dict}
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    # --------------------------------------------------------------- calibration
+    @torch.no_grad()
+    def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uncalibrated logits ``(n, n_classes)`` and labels ``(n,)`` of every batch of ``loader`` (eval mode)."""
+        was_training = self.training
+        self.eval()
+        logits, labels = [], []
+        for batch in loader:
+            logits.append(self.net(batch["x_num"].to(self.device), batch["x_cat"].to(self.device)).float().cpu())
+            labels.append(batch["y"])
+        self.train(was_training)
+        return torch.cat(logits), torch.cat(labels)
+
+    def calibrate_temperature(self, loader) -> dict[str, float]:
+        """Fit the temperature on ``loader`` (the validation split); returns T and the ECE before and after."""
+        logits, y = self.split_logits(loader)
+        temperature = fit_temperature(logits, y)
+        self.temperature.fill_(temperature)
+        return {
+            "temperature": temperature,
+            "val_ece_uncalibrated": expected_calibration_error(logits.softmax(-1).numpy(), y.numpy()),
+            "val_ece_calibrated": expected_calibration_error((logits / temperature).softmax(-1).numpy(), y.numpy()),
+        }
 
     # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:
@@ -123,6 +163,9 @@ class TrainingMixin(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log("train_loss", self._loss_sum / max(self._loss_rows, 1), prog_bar=True, sync_dist=True)
+        optimizers = self.trainer.optimizers
+        if optimizers:  # the learning rate at the end of the epoch (the schedule steps per batch)
+            self.log("lr", float(optimizers[0].param_groups[0]["lr"]), sync_dist=False)
 
     def configure_optimizers(self):
         optimizer = make_optimizer(self.net, self.recipe)
@@ -131,10 +174,10 @@ class TrainingMixin(pl.LightningModule):
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict, metrics, prefix: str) -> None:
-        logits = self.net(batch["x_num"], batch["x_cat"])
+        logits = self.calibrated_logits(batch)
         loss = evaluation_loss(logits, batch["y"])
         self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
-        metrics.update(logits.float().softmax(-1), batch["y"])
+        metrics.update(logits.softmax(-1), batch["y"])
         self.log_dict(metrics, prog_bar=prefix == "val_")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -144,8 +187,8 @@ class TrainingMixin(pl.LightningModule):
         self._evaluate(batch, self.test_metrics, "test_")
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """Class probabilities, ``(B, n_classes)``."""
-        return self.net(batch["x_num"], batch["x_cat"]).float().softmax(-1)
+        """Class probabilities, ``(B, n_classes)`` (calibrated when a temperature was fitted)."""
+        return self.calibrated_logits(batch).softmax(-1)
 
 
 class MLPLightningModule(TrainingMixin):
