@@ -27,6 +27,8 @@ from tabularnet.training.lightning_modules import TrainingMixin
 
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes")
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
+CHECKPOINT_DEFAULTS = {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
+PREDICTIONS_PATH_HELP = "predict: where to write predictions (.csv or .parquet); default predictions.csv"
 
 
 class TabularCLI(LightningCLI):
@@ -36,12 +38,12 @@ class TabularCLI(LightningCLI):
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True})
+        parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.add_argument(
             "--predictions_path",
             type=Optional[str],
             default=None,
-            help="predict: where to write predictions (.csv or .parquet); default predictions.csv",
+            help=PREDICTIONS_PATH_HELP,
         )
 
     def _parse_ckpt_path(self) -> None:

@@ -19,6 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet._quiet import quiet_lightning
+from tabularnet.callbacks import TabularProgressBar
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
@@ -116,6 +117,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             n_classes=dm.n_classes,
             **{name: getattr(self, name) for name in self.network_params},
             **{name: getattr(self, name) for name in RECIPE_PARAMS},
+            calibrate=self.calibrate,
         )
 
     # ---------------------------------------------------------------- training
@@ -146,7 +148,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             val=val,
             teacher_logits=logits,
             target=TARGET,
-            val_fraction=training["validation_split"] if stop.enabled and val is None else 0.0,
+            val_fraction=training["validation_split"] if (stop.enabled or self.calibrate) and val is None else 0.0,
             batch_size=training["batch_size"],
             eval_batch_size=training["eval_batch_size"],
             seed=self.random_seed,
@@ -166,6 +168,8 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             val_loader = dm.val_dataloader()
             trainer.fit(module.net, dm.train_dataloader(), val_loader or None)
             self.history_ = trainer.history
+        if self.calibrate:
+            self.calibration_ = module.calibrate_temperature(dm.val_dataloader())
         self.module_, self.preprocessing_ = module.eval(), dm.preprocessor.state_dict()
         self.classes_ = np.asarray(dm.classes)
         return self
@@ -176,10 +180,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_lightning(self, module: TrainingMixin, dm: TabularDataModule, training: dict, stop) -> None:
         quiet_lightning(self.verbose)
-        callbacks, monitor = [], stop.monitor if stop.enabled else None
+        callbacks, monitor = [TabularProgressBar()] if self.verbose else [], stop.monitor if stop.enabled else None
         with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
             if stop.enabled:
-                callbacks = [
+                callbacks += [
                     pl.callbacks.EarlyStopping(
                         monitor=monitor, mode=stop.mode, patience=stop.patience, min_delta=stop.min_delta
                     ),
@@ -214,9 +218,9 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             )
         tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
         loader = TensorBatchLoader(tensors, batch_size=self._training()["eval_batch_size"], shard=False)
-        net = self.module_.net.eval()
+        module = self.module_.eval()
         with torch.no_grad():
-            probs = [net(b["x_num"], b["x_cat"]).float().softmax(-1) for b in loader]
+            probs = [module.calibrated_logits(b).softmax(-1) for b in loader]
         return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
 
     def predict(self, X) -> np.ndarray:
@@ -309,6 +313,9 @@ class MLPClassifier(_TabularClassifier):
         distillation: ``{'enabled': bool, 'lambda': float, 'temperature': float, 'consistency': float}``.
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
             'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096}``.
+        calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
+            ``training.validation_split`` of X); ``predict_proba`` returns softmax(logits / T), ``calibration_``
+            holds T and the validation ECE before and after.
         random_seed: seeds weights, batch order, dropout and augmentations.
         use_lightning: train with Lightning's Trainer instead of the plain PyTorch loop (same result).
         verbose: show progress.
@@ -331,6 +338,7 @@ class MLPClassifier(_TabularClassifier):
         noise=None,
         distillation=None,
         training=None,
+        calibrate=False,
         random_seed=42,
         use_lightning=False,
         verbose=False,
@@ -347,8 +355,8 @@ class TransformerClassifier(_TabularClassifier):
         num_layers: transformer blocks.
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
-        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, training, random_seed,
-        use_lightning, verbose: as in :class:`MLPClassifier`.
+        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, training, calibrate,
+        random_seed, use_lightning, verbose: as in :class:`MLPClassifier`.
     """
 
     module_class = TransformerLightningModule
@@ -369,6 +377,7 @@ class TransformerClassifier(_TabularClassifier):
         noise=None,
         distillation=None,
         training=None,
+        calibrate=False,
         random_seed=42,
         use_lightning=False,
         verbose=False,
