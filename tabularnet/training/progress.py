@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 try:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 except ImportError:  # rich comes with lightning[pytorch-extra]; a plain line is enough without it
     Progress = None
@@ -25,6 +26,7 @@ class EpochProgress:
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[metrics]}"),
+                console=Console(stderr=True),  # stdout stays for the user's own output
             )
 
     def __enter__(self) -> EpochProgress:
