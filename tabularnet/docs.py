@@ -147,8 +147,10 @@ def readme_block(text: str) -> str:
 def write_readme(path: Path = README) -> bool:
     """Replace README's block with :func:`config_reference`; True when it changed."""
     text = path.read_text(encoding="utf-8")
-    block = readme_block(text)
-    new = text.replace(f"{START}\n{block}\n{END}", f"{START}\n{config_reference()}\n{END}")
+    readme_block(text)  # the markers are there
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    new = f"{before}{START}\n{config_reference()}\n{END}{after}"
     path.write_text(new, encoding="utf-8")
     return new != text
 
