@@ -115,7 +115,8 @@ def learning_curves_figure(
         loss_ax.axhline(teacher["teacher_val_logloss"], color="black", linestyle="--", label="teacher val_logloss")
     if curves.get("val_acc"):
         epochs, values = zip(*curves["val_acc"])
-        acc_ax.plot(epochs, values, marker=".", color="tab:green", label="student val_acc")
+        label = "student val_acc" if "teacher_val_acc" in teacher else "val_acc"
+        acc_ax.plot(epochs, values, marker=".", color="tab:green", label=label)
     if "teacher_val_acc" in teacher:
         acc_ax.axhline(teacher["teacher_val_acc"], color="black", linestyle="--", label="teacher val_acc")
     for ax, name in ((loss_ax, "loss"), (acc_ax, "validation accuracy")):
