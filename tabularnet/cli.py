@@ -23,11 +23,16 @@ from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.schema import DataError
 from tabularnet.reporting.summary import print_summary
+from tabularnet.training.calibration import expected_calibration_error
 from tabularnet.training.lightning_modules import TrainingMixin
 
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes")
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 CHECKPOINT_DEFAULTS = {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
+DESCRIPTION = (
+    "Train and use tabular deep-learning models (fit, validate, test, predict). "
+    "`tabularnet report RUN_DIR` writes a self-contained HTML report of a finished run."
+)
 PREDICTIONS_PATH_HELP = "predict: where to write predictions (.csv or .parquet); default predictions.csv"
 
 
@@ -93,6 +98,8 @@ class TabularCLI(LightningCLI):
         if self.model.hparams.get("calibrate"):
             metrics.update(self._calibrate(best))
         metrics.update(self._evaluate(best or None))
+        if self.model.hparams.get("calibrate") and self.datamodule.split_tensors("test") is not None:
+            metrics["test_ece_uncalibrated"] = self._uncalibrated_ece("test")
         metrics.update(self.datamodule.teacher_metrics)
         metrics.update(train_seconds=train_seconds, fit_seconds=time.perf_counter() - self._fit_started)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
@@ -128,6 +135,12 @@ class TabularCLI(LightningCLI):
             torch.save(checkpoint, best)
         self.trainer.strategy.barrier()
         return result
+
+    def _uncalibrated_ece(self, split: str) -> float:
+        from tabularnet.reporting.run import split_probabilities
+
+        y, _, uncalibrated = split_probabilities(self.model, self.datamodule, split)
+        return expected_calibration_error(uncalibrated, y)
 
     def _evaluate(self, ckpt_path: str | None) -> dict:
         trainer, results = self.trainer, {}
@@ -237,6 +250,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            parser_kwargs={"description": DESCRIPTION},
             args=_with_checkpoint_config(args, folder),
             run=run,
         )

@@ -134,6 +134,7 @@ def test_calibration_is_stored_in_the_best_checkpoint(calibrated_run):
     checkpoint = torch.load(metrics["best_checkpoint"], weights_only=True)
     assert float(checkpoint["state_dict"]["temperature"]) == pytest.approx(metrics["temperature"], abs=1e-5)
     assert metrics["val_ece"] == pytest.approx(metrics["val_ece_calibrated"], abs=1e-5)
+    assert 0 <= metrics["test_ece_uncalibrated"] <= 1 and metrics["test_ece_uncalibrated"] != metrics["test_ece"]
 
 
 def test_predict_from_checkpoint_alone_applies_the_temperature(calibrated_run, table_files, tmp_path, monkeypatch):

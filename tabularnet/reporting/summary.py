@@ -37,6 +37,11 @@ def run_facts(metrics: dict) -> list[str]:
         facts.append(
             f"calibration: temperature {metrics['temperature']:.4f}, validation ECE "
             f"{metrics['val_ece_uncalibrated']:.4f} -> {metrics['val_ece_calibrated']:.4f}"
+            + (
+                f", test ECE {metrics['test_ece_uncalibrated']:.4f} -> {metrics['test_ece']:.4f}"
+                if "test_ece_uncalibrated" in metrics and "test_ece" in metrics
+                else ""
+            )
         )
     if "fit_seconds" in metrics:
         facts.append(f"time: {metrics['fit_seconds']:.1f} s (training {metrics.get('train_seconds', 0):.1f} s)")
