@@ -38,6 +38,7 @@ DATASETS = {  # name -> (extra flags, note for the table)
 MODELS = {  # name -> config under configs/bench
     "MLP": "mlp.yaml",
     "MLP-PLR": "mlp_plr.yaml",
+    "MLP-PLE": "mlp_ple.yaml",
     "FT-Transformer": "ft_transformer.yaml",
     "MLP-PLR distilled": "mlp_plr_distill.yaml",
 }

@@ -19,11 +19,13 @@ floor         a bare loop in this file: ``randperm`` index slicing of the prepro
 torchtrainer  ``TorchTrainer(recipe, max_epochs=E, seed=0).fit(net, dm.train_dataloader(), dm.val_dataloader())``:
               TensorBatchLoader batches, the shared training objective, a LambdaLR step per batch, a running
               loss sum, per-epoch validation loss and accuracy.
-lightning     ``Trainer(max_epochs=E, accelerator="cpu", logger=TensorBoardLogger(tmp), default ModelCheckpoint,
-              default progress bar, enable_model_summary=False).fit(module, datamodule=dm)``; the timer includes
-              building the Trainer. Per epoch this adds per-step ``self.log`` and progress-bar updates, validation
-              metrics (acc, AUROC, F1, log loss), TensorBoard writes and a checkpoint file. The progress bar (Rich
-              when installed, else tqdm) draws into a non-tty sink (stdout is captured during these runs).
+lightning     the Trainer ``tabularnet fit`` builds: ``Trainer(max_epochs=E, accelerator="cpu", logger=RunLogger(tmp),
+              callbacks=[throttled progress bar, ModelCheckpoint(monitor="val_loss", save_last=True)],
+              enable_model_summary=False)`` with atomic checkpoint writes, ``.fit(module, datamodule=dm)``; the timer
+              includes building the Trainer. Per epoch this adds Lightning's per-step hooks, progress-bar redraws
+              (at most 10 a second), validation metrics (acc, AUROC, F1, log loss), TensorBoard writes and two
+              checkpoint files (best and last). The progress bar (Rich when installed, else tqdm) draws into a
+              non-tty sink (stdout is captured during these runs).
 naive         the floor's loop fed by ``DataLoader(TensorDataset(x_num, x_cat, y), batch_size=256, shuffle=True)``
               (per-row ``__getitem__`` plus ``default_collate``); validation as in the floor.
 loader_*      one full training epoch of batches, no model: TensorBatchLoader (``dm.train_dataloader()``) vs the
@@ -53,12 +55,14 @@ import lightning
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from tabularnet import MLPLightningModule, TabularDataModule
 from tabularnet._quiet import quiet_lightning
 from tabularnet.nn import MLP
+from tabularnet.progress import default_progress_bar
+from tabularnet.runs import AtomicCheckpointIO, RunLogger
 from tabularnet.training.torch_trainer import TorchTrainer
 
 E1, E2 = 2, 6
@@ -134,14 +138,16 @@ def run_lightning(dm, epochs):
     module = make_module(dm)
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp, contextlib.redirect_stdout(io.StringIO()):
 
-        def fit():
+        def fit():  # the pieces TabularCLI.instantiate_trainer adds for `tabularnet fit`
             trainer = pl.Trainer(
                 max_epochs=epochs,
                 accelerator="cpu",
-                logger=TensorBoardLogger(tmp),
+                logger=RunLogger(tmp),
+                callbacks=[default_progress_bar(), ModelCheckpoint(monitor="val_loss", mode="min", save_last=True)],
                 default_root_dir=tmp,
                 enable_model_summary=False,
             )
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
             trainer.fit(module, datamodule=dm)
 
         return timed(fit)

@@ -14,6 +14,7 @@ _NOISE = (
     r".*LightningCLI's args parameter is intended to run from within Python.*",
     r".*The dirpath has changed from.*",
     r".*is smaller than the logging interval.*",
+    r".*Checkpoint directory .* exists and is not empty.*",  # a resumed run continues in its own directory
 )
 
 

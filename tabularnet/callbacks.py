@@ -1,4 +1,4 @@
-"""Lightning callbacks of the CLI: the progress bar and the predictions file writer."""
+"""Lightning callbacks of the CLI: the predictions file writer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, RichProgressBar
+from lightning.pytorch.callbacks import BasePredictionWriter
 
 from tabularnet.data.sources import write_table
 
@@ -21,19 +21,6 @@ def predictions_frame(probs: np.ndarray, classes: list) -> pd.DataFrame:
     return frame
 
 
-class TabularProgressBar(RichProgressBar):
-    """Rich's progress bar showing only the numbers worth watching while training (all are in TensorBoard)."""
-
-    SHOWN = ("train_loss", "val_loss", "val_acc", "val_auroc")
-
-    def __init__(self) -> None:
-        super().__init__(leave=True)  # one finished bar per epoch stays on screen: a compact training log
-
-    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
-        metrics = super().get_metrics(trainer, pl_module)
-        return {k: v for k, v in metrics.items() if k in self.SHOWN}
-
-
 class PredictionWriter(BasePredictionWriter):
     """Writes all predictions of ``trainer.predict`` to ``path`` (CSV or Parquet, by extension), in input order."""
 
@@ -42,6 +29,8 @@ class PredictionWriter(BasePredictionWriter):
         self.path = Path(path)
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module, predictions, batch_indices) -> None:
+        if not trainer.is_global_zero:
+            return  # under DDP every rank predicts every row (the predict loader is not sharded); rank 0 writes
         classes = trainer.datamodule.classes
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
         probs = torch.cat(batches).cpu().numpy() if batches else np.zeros((0, len(classes)))

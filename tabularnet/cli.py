@@ -13,16 +13,20 @@ from typing import Optional
 
 import torch
 import yaml
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.callbacks import PredictionWriter, TabularProgressBar
+from tabularnet.callbacks import PredictionWriter
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.schema import DataError
+from tabularnet.progress import default_progress_bar
 from tabularnet.reporting.summary import print_summary
+from tabularnet.runs import AtomicCheckpointIO, RunLogger, checkpoint_version, last_checkpoint
 from tabularnet.training.calibration import expected_calibration_error
 from tabularnet.training.lightning_modules import TrainingMixin
 
@@ -57,17 +61,48 @@ class TabularCLI(LightningCLI):
         return None
 
     def instantiate_trainer(self, **kwargs):
-        config = self._get(self.config_init, "trainer", default={})
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        root = trainer_config.get("default_root_dir") or os.getcwd()
         if self.subcommand == "predict":
             kwargs["logger"] = False  # prediction logs nothing: no empty lightning_logs/version_N folders
-        elif config.get("logger") in (None, True):
-            # Lightning's default logger, without the placeholder hp_metric: after_fit logs the real final metrics
-            save_dir = config.get("default_root_dir") or os.getcwd()
-            kwargs["logger"] = TensorBoardLogger(save_dir, default_hp_metric=False)
-        callbacks = list(config.get("callbacks") or [])
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            kwargs["callbacks"] = [*callbacks, TabularProgressBar()]
-        return super().instantiate_trainer(**kwargs)
+            self.save_config_callback = None  # ... and leaves no config.yaml behind
+        elif trainer_config.get("logger") in (None, True):  # Lightning's default, with crash- and race-safe versions
+            version = self._resume_version(root) if self.subcommand == "fit" else None
+            # NOTE: no placeholder hp_metric: after_fit logs the hyperparameters with the real final metrics
+            kwargs["logger"] = RunLogger(save_dir=root, version=version, default_hp_metric=False)
+        if trainer_config.get("enable_progress_bar") is not False:
+            callbacks = trainer_config.get("callbacks") or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            if not any(isinstance(c, ProgressBar) for c in callbacks):
+                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+    def _resume_version(self, root: str) -> int | None:
+        """``fit --ckpt_path last|PATH``: resolve ``last`` to the newest run's last.ckpt under ``root`` (or
+        ``checkpoint.dirpath``); return that run's version so the resumed run logs into the same directory."""
+        config = self.config_init[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path is None:
+            return None
+        if ckpt_path == "last":
+            dirpath = self._get(self.config, "checkpoint").get("dirpath")
+            if dirpath:
+                found = (None, Path(dirpath, "last.ckpt")) if Path(dirpath, "last.ckpt").is_file() else None
+            else:
+                found = last_checkpoint(root)
+            if found is None:
+                print(f"tabularnet: no last.ckpt under {dirpath or root} to resume from; starting a new run")
+                config["ckpt_path"] = None
+                return None
+            version, path = found
+            config["ckpt_path"] = ckpt_path = str(path)
+            print(f"tabularnet: resuming from {path}")
+        if not Path(ckpt_path).is_file():
+            raise DataError(f"--ckpt_path: checkpoint not found: {ckpt_path}")
+        return checkpoint_version(ckpt_path, root)
 
     def before_predict(self) -> None:
         path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
@@ -91,7 +126,7 @@ class TabularCLI(LightningCLI):
         metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
         if best:
             metrics["best_epoch"] = int(load_checkpoint(best).get("epoch", -1))
-        log_dir = Path(trainer.log_dir or ".")
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # NOTE: a collective under DDP: every rank asks
         # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
         # metrics at the last step too, which is no point of the training curve
         figures = self._learning_curves(log_dir)
@@ -108,8 +143,7 @@ class TabularCLI(LightningCLI):
             self._log_final_hparams(metrics)
         if trainer.is_global_zero:
             out = log_dir / "metrics.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            atomic.write_text(out, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
             print_summary(metrics)
             print(f"metrics: {out}\nbest checkpoint: {best or '(none)'}")
             if isinstance(trainer.logger, TensorBoardLogger):
@@ -132,7 +166,7 @@ class TabularCLI(LightningCLI):
         if best and self.trainer.is_global_zero:
             checkpoint = load_checkpoint(best)
             checkpoint["state_dict"]["temperature"] = torch.tensor(result["temperature"])
-            torch.save(checkpoint, best)
+            atomic.torch_save(checkpoint, best)
         self.trainer.strategy.barrier()
         return result
 

@@ -111,7 +111,8 @@ def cli_table() -> str:
         rows.append(f"| `{key}` | `{yaml_value(value)}` | Lightning's `ModelCheckpoint` argument |")
     rows += [
         f"| `predictions_path` | `null` | {_cell(PREDICTIONS_PATH_HELP)} |",
-        "| `ckpt_path` | `null` | resume `fit`, or the checkpoint that `validate`/`test`/`predict` use |",
+        "| `ckpt_path` | `null` | resume `fit` (`last`: the newest run's last.ckpt), or the checkpoint that "
+        "`validate`/`test`/`predict` use |",
         "| `seed_everything` | `true` | seed of the run (`true`: a random seed, printed and saved in config.yaml) |",
         "| `trainer.*` | Lightning's | every argument of Lightning's `Trainer` (`max_epochs`, `callbacks`, ...) |",
     ]

@@ -79,6 +79,7 @@ def test_predict_from_checkpoint_alone_matches_test(run_dir, table_files, tmp_pa
             f"--predictions_path={out}",
         ]
     )
+    assert [p.name for p in tmp_path.iterdir()] == ["preds.csv"]  # no config.yaml, logs or temporaries left
     preds = pd.read_csv(out)
     test = pd.read_csv(table_files["test"])
     assert list(preds.columns) == ["prediction", "proba_no", "proba_yes"]
@@ -185,7 +186,8 @@ def test_resumed_fit_equals_uninterrupted_fit(table_files, tmp_path):
         path = tmp_path / run / "lightning_logs" / f"version_{version}" / "checkpoints" / "last.ckpt"
         return torch.load(path, weights_only=True)["state_dict"]
 
-    once, resumed = final_weights("once", 0), final_weights("twice", 1)
+    once, resumed = final_weights("once", 0), final_weights("twice", 0)  # the resumed run continues version_0
+    assert not (tmp_path / "twice" / "lightning_logs" / "version_1").exists()
     assert once.keys() == resumed.keys()
     for name in once:
         torch.testing.assert_close(once[name], resumed[name], rtol=0, atol=1e-6)

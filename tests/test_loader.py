@@ -146,3 +146,46 @@ def test_more_ranks_than_rows(monkeypatch):
         shards.append(epoch_rows(TensorBatchLoader(make_tensors(3), batch_size=2)))
     assert [len(s) for s in shards] == [1, 1, 1, 1]
     assert set(sum(shards, [])) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_unpadded_eval_shards_see_every_row_once(monkeypatch, shuffle):
+    shards = []
+    for rank in (0, 1, 2):
+        fake_world(monkeypatch, rank, 3)
+        loader = TensorBatchLoader(make_tensors(103), batch_size=8, shuffle=shuffle, pad=False)
+        rows = epoch_rows(loader)
+        assert len(loader) == math.ceil(len(rows) / 8)
+        shards.append(rows)
+    assert [len(s) for s in shards] == [35, 34, 34]
+    assert sorted(sum(shards, [])) == list(range(103))
+
+
+def _shard_worker(rank: int, world_size: int, init_file: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        loader = TensorBatchLoader(make_tensors(101), batch_size=8, shuffle=True, seed=5)
+        loader.set_epoch(2)
+        rows = torch.tensor(epoch_rows(loader))
+        gathered = [torch.zeros_like(rows) for _ in range(world_size)]
+        dist.all_gather(gathered, rows)  # equal lengths on every rank, or this collective would fail
+        if rank == 0:
+            torch.save(torch.stack(gathered), out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_get_disjoint_shards_of_one_permutation(tmp_path):
+    """Real torch.distributed (two CPU processes, gloo): the ranks' shards are the shared permutation's
+    interleaved halves, equally long, and cover every row."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "shards.pt"
+    mp.spawn(_shard_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    shards = torch.load(out)
+    full = epoch_rows(TensorBatchLoader(make_tensors(101), batch_size=8, shuffle=True, seed=5), 2)
+    padded = full + full[:1]  # 101 rows -> 51 per rank, the first row repeated
+    assert shards[0].tolist() == padded[0::2] and shards[1].tolist() == padded[1::2]
+    assert set(shards.flatten().tolist()) == set(range(101))

@@ -67,3 +67,50 @@ def test_mlp_rejects_bad_options(kwargs, message):
 def test_ft_transformer_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="divisible"):
         FTTransformer(n_num_features=4, cat_cardinalities=[], d_out=2, d_model=10, nhead=3)
+
+
+def test_piecewise_linear_encoding_is_the_documented_formula():
+    from tabularnet.nn.layers import PiecewiseLinearEmbeddings
+
+    ple = PiecewiseLinearEmbeddings(1, 4, n_bins=4)
+    x = torch.arange(101, dtype=torch.float32)[:, None]  # quantile edges 0, 25, 50, 75, 100
+    ple.initialize_from_data(x)
+    torch.testing.assert_close(ple.edges[0], torch.tensor([0.0, 25, 50, 75, 100]))
+    encoded = ple.encode(torch.tensor([[-25.0], [0.0], [30.0], [100.0], [150.0]]))[:, 0]
+    expected = torch.tensor(
+        [
+            [-1.0, 0, 0, 0],  # below the range: the first bin extrapolates
+            [0.0, 0, 0, 0],
+            [1.0, 0.2, 0, 0],
+            [1.0, 1, 1, 1],
+            [1.0, 1, 1, 3],  # above the range: the last bin extrapolates
+        ]
+    )
+    torch.testing.assert_close(encoded, expected)
+
+
+def test_piecewise_linear_encoding_handles_binary_and_constant_features():
+    from tabularnet.nn.layers import PiecewiseLinearEmbeddings
+
+    ple = PiecewiseLinearEmbeddings(2, 3, n_bins=8)
+    x = torch.stack([torch.tensor([0.0, 1.0]).repeat(50), torch.full((100,), 3.0)], dim=1)
+    ple.initialize_from_data(x)
+    assert torch.all(ple.edges[:, 1:] > ple.edges[:, :-1])  # strictly increasing: no division by zero
+    encoded = ple.encode(x[:2])
+    assert torch.isfinite(encoded).all()
+    assert encoded[0, 0].tolist() == [0.0] * 8 and encoded[1, 0].tolist() == [1.0] + [0.0] * 7  # one real bin
+    out = ple(x[:5])
+    assert out.shape == (5, 2, 3) and torch.isfinite(out).all()
+
+
+def test_ple_edges_travel_in_the_state_dict():
+    net = MLP(n_num_features=2, cat_cardinalities=[], d_out=2, hidden_dims=[4], num_embedding="ple", n_bins=4)
+    from tabularnet.nn.layers import initialize_from_data
+
+    assert initialize_from_data(net, torch.randn(200, 2))
+    restored = MLP(n_num_features=2, cat_cardinalities=[], d_out=2, hidden_dims=[4], num_embedding="ple", n_bins=4)
+    restored.load_state_dict(net.state_dict())
+    x = torch.randn(7, 2)
+    torch.testing.assert_close(
+        restored(x, torch.zeros(7, 0, dtype=torch.long)), net(x, torch.zeros(7, 0, dtype=torch.long))
+    )

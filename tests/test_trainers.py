@@ -21,6 +21,9 @@ RECIPE = dict(
 NETWORKS = {
     "mlp": (MLPLightningModule, dict(hidden_dims=[32, 16], dropout=0.2, activation="geglu")),
     "ft_transformer": (TransformerLightningModule, dict(d_model=16, nhead=2, num_layers=2, dropout=0.1)),
+    "mlp_plr": (MLPLightningModule, dict(hidden_dims=[16], num_embedding="plr", d_num_embedding=8)),
+    "mlp_ple": (MLPLightningModule, dict(hidden_dims=[16], num_embedding="ple", d_num_embedding=8, n_bins=6)),
+    "ft_transformer_ple": (TransformerLightningModule, dict(d_model=16, nhead=2, num_layers=1, num_embedding="ple")),
 }
 
 

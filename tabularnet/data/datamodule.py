@@ -277,7 +277,9 @@ class TabularDataModule(pl.LightningDataModule):
             return []
         hp = self.hparams
         batch_size = hp.batch_size if train else hp.eval_batch_size
-        return TensorBatchLoader(tensors, batch_size=batch_size, shuffle=train, seed=hp.seed, shard=split != "predict")
+        return TensorBatchLoader(
+            tensors, batch_size=batch_size, shuffle=train, seed=hp.seed, shard=split != "predict", pad=train
+        )
 
     def train_dataloader(self):
         return self._loader("train", train=True)

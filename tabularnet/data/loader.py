@@ -22,8 +22,10 @@ class TensorBatchLoader:
 
     With ``shuffle``, epoch ``e`` uses the permutation drawn from a generator seeded with ``seed + e``, so
     the order depends only on the seed and the epoch (a resumed run sees the same batches). Under
-    ``torch.distributed`` each rank takes a disjoint, equally long shard of that permutation (padded by
-    wrapping around, like ``DistributedSampler``) so that every rank runs the same number of steps.
+    ``torch.distributed`` rank ``r`` of ``W`` takes rows ``r, r + W, r + 2W, ...`` of that permutation: disjoint
+    shards. With ``pad`` (training) the shards are made equally long by wrapping around, like
+    ``DistributedSampler``, so that every rank runs the same number of optimizer steps; without it (evaluation)
+    every row is seen exactly once across the ranks and metrics are exact.
 
     Args:
         tensors: named tensors, e.g. ``{"x_num": (N, d), "x_cat": (N, k), "y": (N,)}``.
@@ -32,6 +34,7 @@ class TensorBatchLoader:
         drop_last: drop the last incomplete batch.
         seed: base seed of the permutation generator.
         shard: split rows across distributed ranks (turn off for prediction, where each rank needs all rows).
+        pad: under ``torch.distributed``, repeat up to ``world_size - 1`` rows so all shards are equally long.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class TensorBatchLoader:
         drop_last: bool = False,
         seed: int = 0,
         shard: bool = True,
+        pad: bool = True,
     ) -> None:
         sizes = {name: len(t) for name, t in tensors.items()}
         if len(set(sizes.values())) != 1:
@@ -52,7 +56,7 @@ class TensorBatchLoader:
         self.tensors = tensors
         self.n_rows = next(iter(sizes.values()))
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.seed, self.shard = seed, shard
+        self.seed, self.shard, self.pad = seed, shard, pad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -69,14 +73,18 @@ class TensorBatchLoader:
         else:
             indices = torch.arange(self.n_rows)
         if world_size > 1:
-            per_rank = math.ceil(self.n_rows / world_size)
-            indices = indices.repeat(math.ceil(per_rank * world_size / max(self.n_rows, 1)))
-            indices = indices[: per_rank * world_size][rank::world_size]
+            if self.pad:
+                per_rank = math.ceil(self.n_rows / world_size)
+                indices = indices.repeat(math.ceil(per_rank * world_size / max(self.n_rows, 1)))
+                indices = indices[: per_rank * world_size]
+            indices = indices[rank::world_size]
         return indices
 
     def _n_rows_per_rank(self) -> int:
-        _, world_size = _rank_and_world_size() if self.shard else (0, 1)
-        return math.ceil(self.n_rows / world_size)
+        rank, world_size = _rank_and_world_size() if self.shard else (0, 1)
+        if self.pad:
+            return math.ceil(self.n_rows / world_size)
+        return len(range(rank, self.n_rows, world_size))
 
     def __len__(self) -> int:
         n = self._n_rows_per_rank()

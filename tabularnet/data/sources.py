@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError
 
 DATA_DIR_ENV = "TABULARNET_DATA_DIR"
@@ -59,11 +60,11 @@ def read_table(source: str | os.PathLike | pd.DataFrame | np.ndarray) -> pd.Data
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``df`` as Parquet or CSV, chosen by the file name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.lower().endswith(PARQUET_SUFFIXES):
-        df.to_parquet(path, index=False)
-    else:
-        df.to_csv(path, index=False)
+    with atomic_path(path) as tmp:  # a failed or killed write leaves the previous file, not half a table
+        if path.name.lower().endswith(PARQUET_SUFFIXES):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
 
 
 @dataclass(frozen=True)

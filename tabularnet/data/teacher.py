@@ -18,6 +18,8 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from tabularnet import atomic
+from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError
 from tabularnet.data.sources import read_table
 
@@ -94,7 +96,8 @@ def teacher_metrics(spec: dict, train: tuple, evaluations: dict[str, tuple], cla
     teacher.fit(*train)
     metrics = {}
     for split, (X, y) in evaluations.items():
-        probs = np.exp(probs_to_logits(teacher.predict_proba(X), teacher.classes_, classes))
+        probs = np.exp(probs_to_logits(teacher.predict_proba(X), teacher.classes_, classes)).astype(np.float64)
+        probs /= probs.sum(1, keepdims=True)  # float32 teachers' rows sum to 1 only up to rounding
         y_index = np.searchsorted(np.asarray(classes, dtype=object), np.asarray(y, dtype=object))
         metrics[f"teacher_{split}_acc"] = float(accuracy_score(y_index, probs.argmax(1)))
         metrics[f"teacher_{split}_logloss"] = float(log_loss(y_index, probs, labels=range(len(classes))))
@@ -119,9 +122,10 @@ def load_cached(folder: Path, key: str) -> tuple[np.ndarray, dict] | None:
 
 
 def save_cached(folder: Path, key: str, logits: np.ndarray, metrics: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / f"teacher-{key}.npy", logits, allow_pickle=False)
-    (folder / f"teacher-{key}.json").write_text(json.dumps(metrics, indent=2))
+    # NOTE: the logits first, the metrics last: load_cached needs both, so a killed writer leaves no half entry
+    with atomic_path(folder / f"teacher-{key}.npy") as tmp:
+        np.save(tmp, logits, allow_pickle=False)
+    atomic.write_text(folder / f"teacher-{key}.json", json.dumps(metrics, indent=2))
 
 
 def read_teacher_logits(path: str, n_rows: int) -> np.ndarray:

@@ -18,13 +18,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
+from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.callbacks import TabularProgressBar
 from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import DataError
 from tabularnet.data.teacher import as_logits
+from tabularnet.progress import default_progress_bar
 from tabularnet.training.lightning_modules import (
     MLPLightningModule,
     TrainingMixin,
@@ -180,7 +181,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_lightning(self, module: TrainingMixin, dm: TabularDataModule, training: dict, stop) -> None:
         quiet_lightning(self.verbose)
-        callbacks, monitor = [TabularProgressBar()] if self.verbose else [], stop.monitor if stop.enabled else None
+        callbacks, monitor = [default_progress_bar()] if self.verbose else [], stop.monitor if stop.enabled else None
         with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
             if stop.enabled:
                 callbacks += [
@@ -246,8 +247,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                 "feature_names_in": list(getattr(self, "feature_names_in_", [])),
             },
         }
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(checkpoint, path)
+        atomic.torch_save(checkpoint, path)
 
     @classmethod
     def load(cls, path: str | Path):

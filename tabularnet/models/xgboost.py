@@ -11,6 +11,8 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from tabularnet import atomic
+from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError
 from tabularnet.data.teacher import cross_fit_logits
 from tabularnet.models.classifiers import as_frame
@@ -113,13 +115,14 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
     def save(self, path: str | Path) -> None:
         """Save as xgboost's JSON model plus a JSON sidecar (``<path>.meta.json``) with classes and categories."""
         check_is_fitted(self, "model_")
-        self.model_.save_model(str(path))
+        with atomic_path(path) as tmp:  # xgboost picks the format from the extension, which tmp keeps
+            self.model_.save_model(str(tmp))
         meta = {
             "params": self.get_params(),
             "classes": self.classes_.tolist(),
             "categories": self.categories_,
         }
-        Path(f"{path}.meta.json").write_text(json.dumps(meta))
+        atomic.write_text(f"{path}.meta.json", json.dumps(meta))
 
     @classmethod
     def load(cls, path: str | Path) -> XGBoostClassifier:

@@ -23,10 +23,17 @@ class FeatureTokenizer(nn.Module):
     """
 
     def __init__(
-        self, n_num_features: int, cat_cardinalities: list[int], d_model: int, num_embedding: NumEmbedding = "linear"
+        self,
+        n_num_features: int,
+        cat_cardinalities: list[int],
+        d_model: int,
+        num_embedding: NumEmbedding = "linear",
+        n_bins: int = 32,
     ) -> None:
         super().__init__()
-        self.numeric = make_numeric_embeddings(num_embedding, n_num_features, d_model) if n_num_features else None
+        self.numeric = None
+        if n_num_features:
+            self.numeric = make_numeric_embeddings(num_embedding, n_num_features, d_model, n_bins=n_bins)
         self.categorical = CategoricalEmbeddings(cat_cardinalities, d_model) if cat_cardinalities else None
         self.cls = nn.Parameter(torch.empty(1, 1, d_model).uniform_(-(d_model**-0.5), d_model**-0.5))
 
@@ -94,7 +101,9 @@ class FTTransformer(nn.Module):
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation; ``reglu`` is the paper's default.
         ffn_factor: feed-forward hidden size as a multiple of ``d_model`` (the paper uses 4/3 with GLU variants).
-        num_embedding: numeric feature tokens: ``linear`` (the paper's) or ``plr`` (periodic, Gorishniy et al., 2022).
+        num_embedding: numeric feature tokens: ``linear`` (the paper's), ``plr`` (periodic) or ``ple``
+            (piecewise-linear; both from Gorishniy et al., 2022).
+        n_bins: PLE's bins per feature.
 
     Shapes: ``x_num (B, n_num_features)``, ``x_cat (B, n_cat) -> logits (B, d_out)``.
     """
@@ -112,13 +121,14 @@ class FTTransformer(nn.Module):
         activation: Activation = "reglu",
         ffn_factor: float = 4 / 3,
         num_embedding: NumEmbedding = "linear",
+        n_bins: int = 32,
     ) -> None:
         super().__init__()
         if n_num_features + len(cat_cardinalities) == 0:
             raise ValueError("the FT-Transformer needs at least one numeric or categorical feature")
         if num_layers < 1:
             raise ValueError(f"num_layers must be positive, however: num_layers={num_layers}")
-        self.tokenizer = FeatureTokenizer(n_num_features, cat_cardinalities, d_model, num_embedding)
+        self.tokenizer = FeatureTokenizer(n_num_features, cat_cardinalities, d_model, num_embedding, n_bins)
         d_ffn = max(1, round(d_model * ffn_factor))
         self.blocks = nn.Sequential(*[Block(d_model, nhead, d_ffn, dropout, activation) for _ in range(num_layers)])
         self.head = nn.Sequential(

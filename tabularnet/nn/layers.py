@@ -102,13 +102,85 @@ class PeriodicEmbeddings(nn.Module):
         return F.relu(torch.einsum("bnk,nkd->bnd", periodic, self.weight) + self.bias)
 
 
-NumEmbedding = Literal["linear", "plr"]
+class PiecewiseLinearEmbeddings(nn.Module):
+    """Piecewise-linear encoding followed by a linear map and ReLU per feature ("PLE-LR", Gorishniy et al., 2022).
+
+    Feature ``i`` has bin edges ``b_0 < ... < b_T`` (quantiles of its training values, set by
+    :meth:`initialize_from_data`). Its encoding has one component per bin ``t``::
+
+        e_t = clamp((x - b_{t-1}) / (b_t - b_{t-1}), 0, 1)
+
+    except that the first bin is not clamped below and the last not above, so values outside the training range
+    extrapolate linearly. ``e`` then goes through ``ReLU(e W_i + c_i)``. Features with fewer distinct quantiles
+    than bins (binary indicators, small integers) get fewer real bins; the rest are padded with bins beyond the
+    largest edge, whose encoding is always 0.
+
+    Shapes: ``x_num (B, n_features) -> (B, n_features, d_embedding)``.
+    """
+
+    def __init__(self, n_features: int, d_embedding: int, *, n_bins: int = 32) -> None:
+        super().__init__()
+        if n_bins < 2:
+            raise ValueError(f"n_bins must be at least 2, however: n_bins={n_bins}")
+        self.n_bins = n_bins
+        # NOTE: evenly spaced edges on [-2, 2] until initialize_from_data; a checkpoint restores the fitted ones
+        self.register_buffer("edges", torch.linspace(-2, 2, n_bins + 1).repeat(n_features, 1))
+        bound = 1 / math.sqrt(n_bins)
+        self.weight = nn.Parameter(torch.empty(n_features, n_bins, d_embedding).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_features, d_embedding).uniform_(-bound, bound))
+
+    @torch.no_grad()
+    def initialize_from_data(self, x_num: Tensor, max_rows: int = 100_000) -> None:
+        """Set the bin edges to quantiles of ``x_num`` (the training split's scaled, imputed numeric inputs)."""
+        if len(x_num) > max_rows:  # quantiles of a fixed random subset: deterministic, no global RNG draw
+            x_num = x_num[torch.randperm(len(x_num), generator=torch.Generator().manual_seed(0))[:max_rows]]
+        quantiles = torch.linspace(0, 1, self.n_bins + 1, dtype=torch.float64)
+        for i, column in enumerate(x_num.double().T):
+            edges = torch.unique(torch.quantile(column, quantiles, interpolation="lower"))  # data values, distinct
+            if len(edges) < 2:  # a constant feature: one bin of width 1 around it
+                edges = torch.cat([edges - 0.5, edges + 0.5])
+            step = max(float(edges[-1] - edges[0]), 1.0)
+            pad = edges[-1] + step * torch.arange(1, self.n_bins + 2 - len(edges), dtype=torch.float64)
+            self.edges[i] = torch.cat([edges, pad]).to(self.edges)
+
+    def encode(self, x_num: Tensor) -> Tensor:
+        """The piecewise-linear encoding, ``(B, n_features, n_bins)``."""
+        left, width = self.edges[:, :-1], self.edges[:, 1:] - self.edges[:, :-1]
+        t = (x_num.unsqueeze(-1) - left) / width
+        return torch.cat([t[..., :1].clamp(max=1), t[..., 1:-1].clamp(0, 1), t[..., -1:].clamp(min=0)], dim=-1)
+
+    def forward(self, x_num: Tensor) -> Tensor:
+        return F.relu(torch.einsum("bnk,nkd->bnd", self.encode(x_num), self.weight) + self.bias)
 
 
-def make_numeric_embeddings(kind: NumEmbedding, n_features: int, d_embedding: int, **plr) -> nn.Module:
-    """``linear``: :class:`NumericEmbeddings`; ``plr``: :class:`PeriodicEmbeddings`."""
+NumEmbedding = Literal["linear", "plr", "ple"]
+
+
+def make_numeric_embeddings(
+    kind: NumEmbedding, n_features: int, d_embedding: int, *, frequency_scale: float = 0.1, n_bins: int = 32
+) -> nn.Module:
+    """``linear``: :class:`NumericEmbeddings`; ``plr``: :class:`PeriodicEmbeddings`; ``ple``:
+    :class:`PiecewiseLinearEmbeddings`."""
     if kind == "linear":
         return NumericEmbeddings(n_features, d_embedding)
     if kind == "plr":
-        return PeriodicEmbeddings(n_features, d_embedding, **plr)
-    raise ValueError(f"num_embedding must be 'linear' or 'plr', however: num_embedding={kind!r}")
+        return PeriodicEmbeddings(n_features, d_embedding, frequency_scale=frequency_scale)
+    if kind == "ple":
+        return PiecewiseLinearEmbeddings(n_features, d_embedding, n_bins=n_bins)
+    raise ValueError(f"num_embedding must be 'linear', 'plr' or 'ple', however: num_embedding={kind!r}")
+
+
+def initialize_from_data(net: nn.Module, x_num: Tensor) -> bool:
+    """Data-dependent initialisation (PLE bin edges) of every submodule that has one; True if any had one.
+    Both trainers call it with the training split before the first step."""
+    found = False
+    for module in net.modules():
+        if module is not net and hasattr(module, "initialize_from_data"):
+            module.initialize_from_data(x_num)
+            found = True
+    return found
+
+
+def needs_data(net: nn.Module) -> bool:
+    """Whether ``net`` has a data-dependent initialisation (see :func:`initialize_from_data`)."""
+    return any(hasattr(m, "initialize_from_data") for m in net.modules() if m is not net)

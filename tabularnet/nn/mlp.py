@@ -28,10 +28,12 @@ class MLP(nn.Module):
         activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
         dropout: dropout after each hidden layer.
         d_cat_embedding: size of each categorical embedding.
-        num_embedding: ``none`` feeds scaled numeric values directly; ``linear`` or ``plr`` (periodic) embed each
-            numeric feature into ``d_num_embedding`` values first (MLP-PLR of Gorishniy et al., 2022).
+        num_embedding: ``none`` feeds scaled numeric values directly; ``linear``, ``plr`` (periodic) or ``ple``
+            (piecewise-linear) embed each numeric feature into ``d_num_embedding`` values first (MLP-PLR and
+            MLP-PLE of Gorishniy et al., 2022).
         d_num_embedding: size of each numeric embedding.
         frequency_scale: PLR's frequency initialisation scale (its most important hyperparameter).
+        n_bins: PLE's bins per feature (quantile bins of the training data).
 
     Shapes: ``x_num (B, n_num_features)``, ``x_cat (B, n_cat) -> logits (B, d_out)``.
     """
@@ -49,6 +51,7 @@ class MLP(nn.Module):
         num_embedding: NumEmbedding | Literal["none"] = "none",
         d_num_embedding: int = 24,
         frequency_scale: float = 0.1,
+        n_bins: int = 32,
     ) -> None:
         super().__init__()
         if not hidden_dims or min(hidden_dims) < 1:
@@ -58,8 +61,9 @@ class MLP(nn.Module):
         self.cat_embeddings = CategoricalEmbeddings(cat_cardinalities, d_cat_embedding) if cat_cardinalities else None
         self.num_embeddings = None
         if num_embedding != "none" and n_num_features:
-            plr = {"frequency_scale": frequency_scale} if num_embedding == "plr" else {}
-            self.num_embeddings = make_numeric_embeddings(num_embedding, n_num_features, d_num_embedding, **plr)
+            self.num_embeddings = make_numeric_embeddings(
+                num_embedding, n_num_features, d_num_embedding, frequency_scale=frequency_scale, n_bins=n_bins
+            )
         d_num = n_num_features * (d_num_embedding if self.num_embeddings is not None else 1)
         d_in = d_num + len(cat_cardinalities) * d_cat_embedding
         if d_in == 0:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tabularnet.nn import MLP, FTTransformer
-from tabularnet.nn.layers import Activation
+from tabularnet.nn.layers import Activation, initialize_from_data, needs_data
 from tabularnet.training.calibration import expected_calibration_error, fit_temperature
 from tabularnet.training.config import (
     DistillationSpec,
@@ -80,6 +80,14 @@ class TrainingMixin(pl.LightningModule):
         self.test_metrics = classification_metrics(n_classes, "test_")
         self.rng = AugmentationRNG(0)
 
+    def __setattr__(self, name: str, value) -> None:
+        # NOTE: Lightning sets _current_fx_name around every hook call (~25 per training step); nn.Module's
+        # __setattr__ (parameter/buffer/module bookkeeping) made that a measurable share of a small step.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def build_net(self) -> nn.Module:
         raise NotImplementedError
 
@@ -129,6 +137,12 @@ class TrainingMixin(pl.LightningModule):
         }
 
     # ------------------------------------------------------------------ training
+    def setup(self, stage: str) -> None:
+        # data-dependent initialisation (PLE bin edges) from the training split, as TorchTrainer does; a resumed
+        # run's checkpoint is restored after this and brings back its own edges
+        if stage == "fit" and needs_data(self.net):
+            initialize_from_data(self.net, self.trainer.datamodule.split_tensors("train")["x_num"])
+
     def on_train_start(self) -> None:
         # NOTE: the run's seed (seed_everything / random_seed) re-seeds dropout and the augmentations right
         # before the first step, exactly as TorchTrainer does, so both drivers see the same random streams.
@@ -202,9 +216,11 @@ class MLPLightningModule(TrainingMixin):
         activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
         dropout: dropout after each hidden layer.
         d_cat_embedding: size of each categorical embedding.
-        num_embedding: numeric inputs fed as scaled values (``none``) or embedded first (``linear``, ``plr``).
+        num_embedding: numeric inputs fed as scaled values (``none``) or embedded first: ``linear``, ``plr``
+            (periodic) or ``ple`` (piecewise-linear over quantile bins of the training data).
         d_num_embedding: size of each numeric embedding.
         frequency_scale: PLR frequency initialisation scale.
+        n_bins: PLE bins per numeric feature.
         **kwargs: the training recipe, see :class:`TrainingMixin`.
     """
 
@@ -217,15 +233,17 @@ class MLPLightningModule(TrainingMixin):
         activation: Activation = "relu",
         dropout: float = 0.1,
         d_cat_embedding: int = 8,
-        num_embedding: Literal["none", "linear", "plr"] = "none",
+        num_embedding: Literal["none", "linear", "plr", "ple"] = "none",
         d_num_embedding: int = 24,
         frequency_scale: float = 0.1,
+        n_bins: int = 32,
         **kwargs,
     ) -> None:
         self.net_kwargs = dict(
             num_embedding=num_embedding,
             d_num_embedding=d_num_embedding,
             frequency_scale=frequency_scale,
+            n_bins=n_bins,
             n_num_features=n_num_features,
             cat_cardinalities=list(cat_cardinalities),
             d_out=n_classes,
@@ -252,7 +270,8 @@ class TransformerLightningModule(TrainingMixin):
         num_layers: transformer blocks.
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
-        num_embedding: numeric feature tokens: ``linear`` or ``plr`` (periodic).
+        num_embedding: numeric feature tokens: ``linear``, ``plr`` (periodic) or ``ple`` (piecewise-linear).
+        n_bins: PLE bins per numeric feature.
         **kwargs: the training recipe, see :class:`TrainingMixin`.
     """
 
@@ -266,11 +285,13 @@ class TransformerLightningModule(TrainingMixin):
         num_layers: int = 3,
         dropout: float = 0.1,
         activation: Activation = "reglu",
-        num_embedding: Literal["linear", "plr"] = "linear",
+        num_embedding: Literal["linear", "plr", "ple"] = "linear",
+        n_bins: int = 32,
         **kwargs,
     ) -> None:
         self.net_kwargs = dict(
             num_embedding=num_embedding,
+            n_bins=n_bins,
             n_num_features=n_num_features,
             cat_cardinalities=list(cat_cardinalities),
             d_out=n_classes,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.config import Recipe
 from tabularnet.training.objectives import evaluation_loss, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
@@ -82,6 +83,11 @@ class TorchTrainer:
         if stop.enabled and not val_loader:
             raise ValueError("early stopping needs validation data (X_val/y_val or training.validation_split)")
         net.to(self.device)
+        if needs_data(net):  # PLE bin edges from the training split, as the Lightning module's setup() does
+            tensors = getattr(train_loader, "tensors", None)
+            if tensors is None:
+                raise ValueError("num_embedding='ple' needs the training tensors: pass a TensorBatchLoader")
+            initialize_from_data(net, tensors["x_num"])
         optimizer = make_optimizer(net, self.recipe)
         scheduler = make_scheduler(optimizer, self.recipe, self.max_epochs * len(train_loader))
         rng = seed_training(self.seed)
