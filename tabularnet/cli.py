@@ -194,13 +194,14 @@ class TabularCLI(LightningCLI):
 
     def _figures(self, log_dir: Path, figures: dict, splits: tuple[str, ...] = ("val", "test")) -> None:
         """Add the evaluation figures of ``splits`` to ``figures``; save them and log them to TensorBoard."""
+        if not self.trainer.is_global_zero:
+            return
         from tabularnet.reporting import run
 
         figures = {**figures, **run.evaluation_figures(self.model, self.datamodule, splits)}
-        if self.trainer.is_global_zero:
-            logger = self.trainer.logger
-            experiment = logger.experiment if isinstance(logger, TensorBoardLogger) else None
-            run.save_figures(figures, log_dir, experiment, step=self.trainer.global_step)
+        logger = self.trainer.logger
+        experiment = logger.experiment if isinstance(logger, TensorBoardLogger) else None
+        run.save_figures(figures, log_dir, experiment, step=self.trainer.global_step)
 
     def _log_final_hparams(self, metrics: dict) -> None:
         """The HParams tab: the run's hyperparameters with its final metrics (as ``hp/<metric>``)."""
