@@ -37,6 +37,7 @@ DESCRIPTION = (
     "Train and use tabular deep-learning models (fit, validate, test, predict). "
     "`tabularnet report RUN_DIR` writes a self-contained HTML report of a finished run."
 )
+TIMINGS_FILE = "timings.json"
 PREDICTIONS_PATH_HELP = "predict: where to write predictions (.csv or .parquet); default predictions.csv"
 
 
@@ -136,15 +137,20 @@ class TabularCLI(LightningCLI):
         if self.model.hparams.get("calibrate") and self.datamodule.split_tensors("test") is not None:
             metrics["test_ece_uncalibrated"] = self._uncalibrated_ece("test")
         metrics.update(self.datamodule.teacher_metrics)
-        metrics.update(train_seconds=train_seconds, fit_seconds=time.perf_counter() - self._fit_started)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+        # NOTE: times go to their own file: metrics.json stays identical for identical runs
+        timings = {
+            "train_seconds": round(train_seconds, 3),
+            "fit_seconds": round(time.perf_counter() - self._fit_started, 3),
+        }
         if not trainer.fast_dev_run:
             self._figures(log_dir, figures)
-            self._log_final_hparams(metrics)
+            self._log_final_hparams({**metrics, **timings})
         if trainer.is_global_zero:
             out = log_dir / "metrics.json"
             atomic.write_text(out, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-            print_summary(metrics)
+            atomic.write_text(log_dir / TIMINGS_FILE, json.dumps(timings, indent=2) + "\n")
+            print_summary({**metrics, **timings})
             print(f"metrics: {out}\nbest checkpoint: {best or '(none)'}")
             if isinstance(trainer.logger, TensorBoardLogger):
                 print(f"logs: {log_dir} (TensorBoard event files, figures/, config.yaml)")

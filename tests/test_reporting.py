@@ -124,6 +124,9 @@ def test_fit_prints_summary_and_where_the_logs_are(calibrated_run):
     assert "best checkpoint" in printed and "validation" in printed and "test" in printed
     assert f"best epoch: {json.loads((run_dir / 'metrics.json').read_text())['best_epoch']}" in printed
     assert "calibration: temperature" in printed
+    timings = json.loads((run_dir / "timings.json").read_text())
+    assert 0 < timings["train_seconds"] <= timings["fit_seconds"]
+    assert "train_seconds" not in json.loads((run_dir / "metrics.json").read_text())  # metrics stay reproducible
     assert f"tensorboard --logdir {run_dir.parent}" in printed
     assert f"tabularnet report {run_dir}" in printed
 
@@ -198,7 +201,7 @@ def test_report_embeds_metrics_config_and_every_figure(calibrated_run, tmp_path)
     assert set(images) == FIGURES
     for data in images.values():
         assert Image.open(io.BytesIO(base64.b64decode(data))).size[0] > 100
-    assert f"{metrics['test_acc']:.4f}" in page and "temperature" in page
+    assert f"{metrics['test_acc']:.4f}" in page and "temperature" in page and "time: " in page
     assert "hidden_dims" in page  # the config
     assert 'src="http' not in page and "<link" not in page  # self-contained
 

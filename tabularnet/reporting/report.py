@@ -100,6 +100,8 @@ def render_report(run_dir: str | Path) -> str:
         raise DataError(f"report: run directory not found: {run_dir}")
     metrics_path, config_path = run_dir / "metrics.json", run_dir / "config.yaml"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    timings_path = run_dir / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     figures = run_figures(run_dir)
     if not metrics and not figures and not config_path.is_file():
         raise DataError(f"report: {run_dir} is not a tabularnet run (no metrics.json, config.yaml or figures/)")
@@ -108,7 +110,7 @@ def render_report(run_dir: str | Path) -> str:
         f"<p><code>{html.escape(str(run_dir.resolve()))}</code></p>",
     ]
     if metrics:
-        facts = "".join(f"<li>{html.escape(line)}</li>" for line in run_facts(metrics))
+        facts = "".join(f"<li>{html.escape(line)}</li>" for line in run_facts({**metrics, **timings}))
         checkpoint = html.escape(str(metrics.get("best_checkpoint") or "(none)"))
         parts += ["<h2>Metrics</h2>", _metrics_table(metrics), f"<ul>{facts}<li>checkpoint: {checkpoint}</li></ul>"]
     if figures:
