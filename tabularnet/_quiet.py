@@ -9,7 +9,7 @@ import warnings
 _NOISE = (
     r".*LeafSpec.*is deprecated.*",
     r".*Couldn't infer the batch indices fetched from your dataloader.*",
-    r".*Total length of `list` across ranks is zero.*",
+    r".*Total length of `(list|TensorBatchLoader)` across ranks is zero.*",
     r".*does not have many workers which may be a bottleneck.*",
     r".*LightningCLI's args parameter is intended to run from within Python.*",
     r".*The dirpath has changed from.*",

@@ -27,6 +27,7 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self, path: str | Path) -> None:
         super().__init__(write_interval="epoch")
         self.path = Path(path)
+        self.written = False
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module, predictions, batch_indices) -> None:
         if not trainer.is_global_zero:
@@ -34,5 +35,9 @@ class PredictionWriter(BasePredictionWriter):
         classes = trainer.datamodule.classes
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
         probs = torch.cat(batches).cpu().numpy() if batches else np.zeros((0, len(classes)))
+        self.write(probs, classes)
+
+    def write(self, probs: np.ndarray, classes: list) -> None:
         write_table(predictions_frame(probs, classes), self.path)
+        self.written = True
         print(f"wrote {len(probs)} predictions to {self.path}")

@@ -8,9 +8,11 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -21,16 +23,17 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
-from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
+from tabularnet.data.datamodule import load_checkpoint
+from tabularnet.data.lightning_datamodule import TabularDataModule
 from tabularnet.data.loader import TensorBatchLoader
-from tabularnet.data.schema import DataError
+from tabularnet.data.schema import DataError, DataWarning
 from tabularnet.progress import default_progress_bar
 from tabularnet.reporting.summary import print_summary
 from tabularnet.runs import AtomicCheckpointIO, RunLogger, checkpoint_version, last_checkpoint
 from tabularnet.training.calibration import expected_calibration_error
 from tabularnet.training.lightning_modules import TrainingMixin
 
-LINKED = ("n_num_features", "cat_cardinalities", "n_classes")
+LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 CHECKPOINT_DEFAULTS = {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
 DESCRIPTION = (
@@ -49,6 +52,8 @@ class TabularCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
+        # `tabularnet fit --data.dataset NAME` alone trains the MLP with its defaults
+        parser.set_defaults({"model": {"class_path": "tabularnet.MLPLightningModule"}})
         parser.add_argument(
             "--predictions_path",
             type=Optional[str],
@@ -107,7 +112,15 @@ class TabularCLI(LightningCLI):
 
     def before_predict(self) -> None:
         path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
-        self.trainer.callbacks.append(PredictionWriter(path))
+        self.prediction_writer = PredictionWriter(path)
+        self.trainer.callbacks.append(self.prediction_writer)
+
+    def after_predict(self) -> None:
+        # NOTE: Lightning runs no prediction epoch over a table with no rows, so nothing was written:
+        # an empty table gets a predictions file with the header only.
+        if not self.prediction_writer.written and self.trainer.is_global_zero:
+            classes = self.datamodule.classes
+            self.prediction_writer.write(np.zeros((0, len(classes))), classes)
 
     def before_fit(self) -> None:
         # cross-fitted teacher logits are cached next to the runs, keyed by data + teacher config
@@ -255,6 +268,29 @@ def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
     return [args[0], "--config", str(config_path), *args[1:]]
 
 
+def _error_line(err: Exception) -> str:
+    """The one line that says what is wrong. jsonargparse wraps an error raised while instantiating the model in a
+    "Does not validate against any of the Union subtypes" report whose "- " lines hold the original messages."""
+    lines = [line.strip() for line in str(err).strip().splitlines()]
+    if not lines or not lines[0]:
+        return type(err).__name__
+    if lines[0].startswith("Does not validate against any of the Union subtypes"):
+        reasons = [line[2:] for line in lines if line.startswith("- ") and not line.startswith("- Expected a")]
+        return reasons[0] if reasons else lines[0]
+    return lines[0]
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Data warnings as one line, like the errors; anything else as Python shows it."""
+    if issubclass(category, DataWarning):
+        print(f"tabularnet: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``tabularnet``; ``args`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if args is None else args)
@@ -275,8 +311,7 @@ def _user_errors():
     except (DataError, ValueError) as err:
         if os.environ.get("TABULARNET_DEBUG"):
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"tabularnet: error: {message}", file=sys.stderr)
+        print(f"tabularnet: error: {_error_line(err)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -284,7 +319,8 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
     quiet_lightning()
     args = list(sys.argv[1:] if args is None else args)
-    with _user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
+    with _user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder, warnings.catch_warnings():
+        warnings.showwarning = _show_warning
         return TabularCLI(
             TrainingMixin,
             TabularDataModule,

@@ -20,7 +20,7 @@ from pathlib import Path
 import docstring_parser
 
 from tabularnet.cli import CHECKPOINT_DEFAULTS, LINKED, PREDICTIONS_PATH_HELP
-from tabularnet.data.datamodule import TabularDataModule
+from tabularnet.data.lightning_datamodule import TabularDataModule
 from tabularnet.training.config import (
     DistillationConfig,
     MixUpConfig,

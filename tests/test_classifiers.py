@@ -15,6 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from tabularnet.cli import main
 from tabularnet.models import MLPClassifier, TransformerClassifier, XGBoostClassifier
+from tabularnet.training.config import resolve_class_weight
 
 FAST = {"epochs": 40, "batch_size": 32}
 LR = {"name": "AdamW", "lr": 1e-2}
@@ -233,3 +234,26 @@ def test_original_snippets_run_as_written(adult):
     mlp.train(X_train, y_train)
     for model in (transformer, student, mlp):
         assert (model.predict(X_train) == y_train).mean() > 0.7
+
+
+def resolved_class_weight(model) -> tuple[float, ...]:
+    """The per-class weights the model was trained with (the hyperparameters both drivers build the recipe from)."""
+    return resolve_class_weight(*(model.hparams_[k] for k in ("class_weight", "classes", "class_counts")))
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {"yes": 3.0}])
+def test_class_weight_and_category_options_survive_save_and_load(xy, tmp_path, class_weight):
+    X, y = xy
+    y = y.where(y == "no", "yes")
+    options = dict(class_weight=class_weight, min_frequency=2, na_values=["?"], max_categories=2)
+    model = MLPClassifier(hidden_dims=[8], training={"epochs": 1}, **options)
+    with pytest.warns(UserWarning, match="column 'color' has 3 distinct values"):  # more than max_categories=2
+        model.fit(X.assign(age=X["age"].astype(object).where(X.index != 0, "?")), y)
+    counts = [int((y == label).sum()) for label in model.classes_]
+    expected = tuple(len(y) / (2 * c) for c in counts) if class_weight == "balanced" else (1.0, 3.0)
+    assert resolved_class_weight(model) == pytest.approx(expected)
+    model.save(tmp_path / "model.ckpt")
+    loaded = MLPClassifier.load(tmp_path / "model.ckpt")
+    assert resolved_class_weight(loaded) == pytest.approx(expected)
+    assert loaded.get_params()["min_frequency"] == 2
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-6)

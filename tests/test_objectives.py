@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from tabularnet.nn import MLP
-from tabularnet.training.config import Recipe, SchedulerConfig
+from tabularnet.training.config import Recipe, SchedulerConfig, resolve_class_weight
 from tabularnet.training.objectives import (
     AugmentationRNG,
     add_noise,
     distillation_loss,
+    label_loss,
     mix,
     sample_mixup,
     training_loss,
@@ -159,3 +160,53 @@ def test_no_weight_decay_on_biases_norms_and_embeddings():
 def test_bad_recipe_options_name_the_option(options, message):
     with pytest.raises(ValueError, match=message):
         Recipe.from_options(**options)
+
+
+# ------------------------------------------------------------------------------------------------- class weights
+def test_weighted_label_loss_is_the_weighted_mean_of_smoothed_cross_entropy():
+    b = batch()
+    logits = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    weight = torch.tensor([0.5, 2.0, 1.0])
+    eps = 0.1
+    targets = (1 - eps) * F.one_hot(b["y"], 3) + eps / 3
+    per_row = -(weight * targets * logits.log_softmax(-1)).sum(-1)
+    expected = per_row.sum() / weight[b["y"]].sum()
+    torch.testing.assert_close(label_loss(logits, b["y"], label_smoothing=eps, weight=weight), expected)
+    unweighted = label_loss(logits, b["y"], label_smoothing=eps)
+    torch.testing.assert_close(label_loss(logits, b["y"], label_smoothing=eps, weight=torch.ones(3)), unweighted)
+    assert not torch.isclose(label_loss(logits, b["y"], label_smoothing=eps, weight=weight), unweighted)
+
+
+def test_weighted_label_loss_under_mixup_weights_both_terms():
+    b = batch()
+    logits = torch.randn(64, 3, generator=torch.Generator().manual_seed(2))
+    weight, perm, lam = torch.tensor([3.0, 1.0, 0.2]), torch.randperm(64), 0.7
+    expected = lam * F.cross_entropy(logits, b["y"], weight=weight) + (1 - lam) * F.cross_entropy(
+        logits, b["y"][perm], weight=weight
+    )
+    torch.testing.assert_close(label_loss(logits, b["y"], lam=lam, perm=perm, weight=weight), expected)
+
+
+def test_training_loss_uses_the_recipes_class_weights():
+    b = batch()
+    plain = training_loss(net(), b, Recipe(), AugmentationRNG(0)).loss
+    weighted = training_loss(net(), b, Recipe(class_weight=(1.0, 5.0, 0.1)), AugmentationRNG(0)).loss
+    ones = training_loss(net(), b, Recipe(class_weight=(1.0, 1.0, 1.0)), AugmentationRNG(0)).loss
+    torch.testing.assert_close(ones, plain)
+    assert not torch.isclose(weighted, plain)
+
+
+def test_resolve_class_weight():
+    assert resolve_class_weight(None, ["a", "b"], [3, 1]) is None
+    assert resolve_class_weight("balanced", ["a", "b"], [30, 10]) == pytest.approx((40 / 60, 40 / 20))
+    assert resolve_class_weight("balanced", ["a", "b", "c"], [30, 10, 0])[2] == pytest.approx(40 / 3)
+    assert resolve_class_weight({"b": 4, 0: 2}, [0, "b", "c"]) == (2.0, 4.0, 1.0)  # keys compared as text
+    assert resolve_class_weight({"1": 3.0}, [0, 1]) == (1.0, 3.0)  # YAML keys are text, labels may be ints
+    with pytest.raises(ValueError, match=r"class_weight: unknown label\(s\) 'maybe' \(classes: \['no', 'yes'\]\)"):
+        resolve_class_weight({"maybe": 2.0}, ["no", "yes"])
+    with pytest.raises(ValueError, match="non-negative"):
+        resolve_class_weight({"no": -1.0}, ["no", "yes"])
+    with pytest.raises(ValueError, match="needs the training class counts"):
+        resolve_class_weight("balanced", ["no", "yes"])
+    with pytest.raises(ValueError, match="must be 'balanced'"):
+        resolve_class_weight("inverse", ["no", "yes"], [1, 1])

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from tabularnet.data.preprocessing import MISSING_ID, UNKNOWN_ID, Preprocessor, category_strings
-from tabularnet.data.schema import DataError, infer_schema
+import tabularnet
+from tabularnet.data.preprocessing import MISSING_ID, N_RESERVED, UNKNOWN_ID, Preprocessor, category_strings
+from tabularnet.data.schema import DataError, DataWarning, infer_schema
 
 
 def make_table(n_rows: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -208,3 +215,75 @@ def test_state_dict_round_trip_through_torch_save(scaling):
         assert torch.equal(restored.transform(test)[name], tensor), name
     assert restored.classes == prep.classes and restored.cat_cardinalities == prep.cat_cardinalities
     assert torch.equal(restored.encode_labels(test["target"]), prep.encode_labels(test["target"]))
+
+
+# ------------------------------------------------------------------------ rare and high-cardinality categories
+def names_table(n_rows: int = 120) -> pd.DataFrame:
+    df = make_table(n_rows, seed=2)
+    df["name"] = [f"person {i}" for i in range(n_rows)]  # one value per row, like Titanic's Name
+    df["city"] = ["rome"] * (n_rows - 3) + ["oslo", "oslo", "lima"]  # two rare cities
+    return df
+
+
+def fit_names(**options) -> tuple[Preprocessor, pd.DataFrame]:
+    df = names_table()
+    return Preprocessor(**options).fit(df, infer_schema(df, target="target")), df
+
+
+def test_min_frequency_sends_rare_categories_to_unknown():
+    prep, df = fit_names(min_frequency=3, high_cardinality="keep", max_categories=1000)
+    assert prep.state["categorical"]["city"] == ["rome"]
+    city = prep.schema.categorical.index("city")
+    codes = prep.transform(df)["x_cat"][:, city]
+    assert codes[:-3].eq(N_RESERVED).all() and codes[-3:].eq(UNKNOWN_ID).all()
+    assert prep.cat_cardinalities[city] == 1 + N_RESERVED
+
+
+def test_high_cardinality_drop_warns_and_ignores_the_column_later():
+    with pytest.warns(DataWarning, match=r"column 'name' has 120 distinct values \(more than max_categories=50\)"):
+        prep, df = fit_names(max_categories=50)
+    assert "name" not in prep.schema.features and prep.schema.dropped == ["name"]
+    assert prep.transform(df.drop(columns="name"))["x_cat"].shape[1] == len(prep.schema.categorical)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a dropped column present at predict time is expected, not "extra"
+        prep.transform(df)
+
+
+def test_high_cardinality_hash_is_deterministic_across_processes():
+    prep, df = fit_names(max_categories=16, high_cardinality="hash")
+    assert prep.state["hashed"] == {"name": 16}
+    name = prep.schema.categorical.index("name")
+    assert prep.cat_cardinalities[name] == 16 + N_RESERVED
+    codes = prep.transform(df)["x_cat"][:, name]
+    assert codes.min() >= N_RESERVED and codes.max() < 16 + N_RESERVED and len(codes.unique()) > 8
+    script = (
+        "import pandas as pd; from tabularnet.data.preprocessing import hash_codes; "
+        "print(hash_codes(pd.Series([f'person {i}' for i in range(120)]), 16).tolist())"
+    )
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(Path(tabularnet.__file__).parents[1])}
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+        assert json.loads(out.stdout) == codes.tolist()
+    missing = prep.transform(df.assign(name=None))["x_cat"][:, name]
+    assert missing.eq(MISSING_ID).all()
+
+
+def test_hashed_state_is_plain_data():
+    prep, _ = fit_names(max_categories=16, high_cardinality="hash")
+    assert plain_types_only(prep.state_dict())
+    assert prep.class_counts == [int((names_table()["target"] == c).sum()) for c in prep.classes]
+
+
+def test_extra_columns_at_transform_are_ignored_with_a_warning():
+    prep, train = fitted()
+    with pytest.warns(DataWarning, match=r"new\.csv: ignoring column\(s\) not seen in training: 'notes'"):
+        out = prep.transform(train.assign(notes="x"), source="new.csv")
+    assert torch.equal(out["x_num"], prep.transform(train)["x_num"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("high_cardinality", "ignore"), ("max_categories", 0), ("min_frequency", 0)]
+)
+def test_bad_category_options(option, value):
+    with pytest.raises(DataError, match=f"{option} must be"):
+        Preprocessor(**{option: value})

@@ -7,12 +7,16 @@ import pandas as pd
 import pytest
 
 from tabularnet.data.schema import (
+    DEFAULT_NA_VALUES,
     MAX_INT_CATEGORIES,
     DataError,
+    DataWarning,
     Schema,
     check_numeric,
     check_target,
+    drop_missing_targets,
     infer_schema,
+    mark_missing,
 )
 
 
@@ -68,7 +72,7 @@ def test_no_target_uses_every_column():
 def test_schema_dict_round_trip():
     schema = infer_schema(mixed_table(), target="target")
     state = schema.to_dict()
-    assert state == {"numeric": schema.numeric, "categorical": schema.categorical, "target": "target"}
+    assert state == {"numeric": schema.numeric, "categorical": schema.categorical, "target": "target", "dropped": []}
     assert Schema.from_dict(state) == schema
     state["numeric"].append("other")  # to_dict copies the lists
     assert "other" not in schema.numeric
@@ -148,3 +152,64 @@ def test_check_target_missing_labels():
 def test_check_target_single_class():
     with pytest.raises(DataError, match=r"s: target column 'y' has .*'a'.*need at least two"):
         check_target(pd.Series(["a", "a"], name="y"), source="s")
+
+
+# ---------------------------------------------------------------------------------------------- messy tables
+def test_mark_missing_tokens_and_numbers_stored_as_text():
+    df = pd.DataFrame(
+        {
+            "age": ["31", " ? ", "n/a", "40.5"],  # numbers as text with missing tokens -> float
+            "city": ["Paris", "NA", "Oslo", "?"],  # text stays text, tokens become NaN
+            "code": [1, 2, 3, 4],
+        }
+    )
+    out = mark_missing(df, DEFAULT_NA_VALUES, source="s")
+    assert out["age"].dtype == np.float64
+    np.testing.assert_array_equal(out["age"], [31.0, np.nan, np.nan, 40.5])
+    assert out["city"].isna().tolist() == [False, True, False, True] and out["city"].iloc[0] == "Paris"
+    assert out["code"].tolist() == [1, 2, 3, 4]
+    assert df["age"].iloc[1] == " ? "  # the input is not modified
+    assert mark_missing(df, [], source="s") is df  # no tokens: nothing changes
+
+
+def test_mark_missing_infers_python_numbers_in_object_columns():
+    df = pd.DataFrame({"x": pd.Series([1.5, 2.0, None], dtype=object)})
+    assert mark_missing(df, DEFAULT_NA_VALUES)["x"].dtype == np.float64
+
+
+def test_stray_text_in_a_numeric_looking_column():
+    values = [str(v) for v in range(30)] + ["unknown"] + [str(v) for v in range(9)]
+    df = pd.DataFrame({"n": values, "t": [0, 1] * 20})
+    with pytest.raises(DataError, match=r"f\.csv: column 'n' has non-numeric values \(first: 'unknown' at row 30\)"):
+        infer_schema(df, target="t", source="f.csv")
+    assert infer_schema(df, target="t", categorical=["n"]).categorical == ["n"]  # declared: fine
+    mostly_text = pd.DataFrame({"ticket": ["A/5 1", "PC 17", "113803", "STON 2"] * 10, "t": [0, 1] * 20})
+    assert infer_schema(mostly_text, target="t").categorical == ["ticket"]
+
+
+def test_all_missing_column_is_dropped_with_a_warning():
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "empty": [np.nan] * 3, "t": [0, 1, 0]})
+    with pytest.warns(DataWarning, match="s: column 'empty' has no values"):
+        schema = infer_schema(df, target="t", source="s")
+    assert schema.features == ["a"] and schema.dropped == ["empty"]
+
+
+def test_inferred_numeric_column_with_infinity():
+    df = pd.DataFrame({"a": [1.0, -np.inf, 3.0], "t": [0, 1, 0]})
+    with pytest.raises(DataError, match="s: column 'a' has an infinite value at row 1"):
+        infer_schema(df, target="t", source="s")
+
+
+def test_drop_missing_targets():
+    df = pd.DataFrame({"a": [1, 2, 3, 4], "t": ["x", None, "y", np.nan]})
+    with pytest.warns(DataWarning, match=r"s: dropped 2 rows whose target 't' is missing \(first at row 1\)"):
+        kept = drop_missing_targets(df, "t", source="s")
+    assert kept["a"].tolist() == [1, 3]
+    assert drop_missing_targets(df.iloc[[0, 2]], "t", source="s") is not None
+    with pytest.raises(DataError, match=r"s: target column 't' has no labels \(all 2 are missing\)"):
+        drop_missing_targets(df.iloc[[1, 3]], "t", source="s")
+
+
+def test_check_target_empty_table():
+    with pytest.raises(DataError, match="s: the table has no rows"):
+        check_target(pd.Series([], name="y", dtype=object), source="s")

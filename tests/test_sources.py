@@ -219,3 +219,17 @@ def test_download_missing_on_mirror(mirror, monkeypatch, tmp_path):
         dataset_files("tiny")
     folder = tmp_path / "data" / "tiny"
     assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_pyarrow_table_passthrough():
+    pa = pytest.importorskip("pyarrow")
+    df = pd.DataFrame({"x": [1.5, None], "c": ["a", "b"]})
+    out = read_table(pa.Table.from_pandas(df, preserve_index=False))
+    assert list(out.columns) == ["x", "c"] and out["x"].isna().tolist() == [False, True]
+
+
+def test_duplicate_csv_header_is_an_error(tmp_path):
+    path = tmp_path / "dupes.csv"
+    path.write_text("a,b,a\n1,2,3\n")  # pandas alone would read columns a, b, a.1
+    with pytest.raises(DataError, match=r"dupes\.csv: duplicate column names: 'a'"):
+        read_table(path)

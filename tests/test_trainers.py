@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from conftest import make_table
 
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.training.lightning_modules import MLPLightningModule, TransformerLightningModule
@@ -27,12 +30,15 @@ NETWORKS = {
 }
 
 
-def make_module(cls, kwargs, dm: TabularDataModule, seed: int):
+def make_module(cls, kwargs, dm: TabularDataModule, seed: int, class_weight=None):
     torch.manual_seed(seed)
     return cls(
         n_num_features=dm.n_num_features,
         cat_cardinalities=dm.cat_cardinalities,
         n_classes=dm.n_classes,
+        classes=dm.classes,
+        class_counts=dm.class_counts,
+        class_weight=class_weight,
         **kwargs,
         **RECIPE,
     )
@@ -44,13 +50,20 @@ def val_probs(module, dm) -> torch.Tensor:
         return module.net.eval()(tensors["x_num"], tensors["x_cat"]).softmax(-1)
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_same_seed_same_model(table, name):
+@pytest.mark.parametrize(
+    ("name", "class_weight"),
+    [("mlp", None), ("mlp", {"yes": 3.0}), ("ft_transformer", None), ("ft_transformer", "balanced")],
+)
+def test_same_seed_same_model(name, class_weight):
     cls, kwargs = NETWORKS[name]
     seed = 123
+    table = make_table(300, seed=0)
+    table = table[(table["target"] == "no") | (np.arange(len(table)) % 3 == 0)]  # imbalanced: weights matter
     dm = TabularDataModule.from_frames(table, target="target", batch_size=32, seed=seed)
 
-    lightning_module = make_module(cls, kwargs, dm, seed)
+    lightning_module = make_module(cls, kwargs, dm, seed, class_weight)
+    if class_weight is not None:
+        assert lightning_module.recipe.class_weight[1] > 1.5 * lightning_module.recipe.class_weight[0]
     trainer = pl.Trainer(
         max_epochs=3,
         accelerator="cpu",
@@ -62,14 +75,14 @@ def test_same_seed_same_model(table, name):
     )
     trainer.fit(lightning_module, datamodule=dm)
 
-    torch_module = make_module(cls, kwargs, dm, seed)
+    torch_module = make_module(cls, kwargs, dm, seed, class_weight)
     TorchTrainer(torch_module.recipe, max_epochs=3, seed=seed, gradient_clip_val=1.0).fit(
         torch_module.net, dm.train_dataloader(), dm.val_dataloader()
     )
     difference = (val_probs(lightning_module, dm) - val_probs(torch_module, dm)).abs().max().item()
     assert difference <= 1e-5
     # and training really changed the weights (the comparison is not between two untrained nets)
-    untrained = make_module(cls, kwargs, dm, seed)
+    untrained = make_module(cls, kwargs, dm, seed, class_weight)
     assert (val_probs(untrained, dm) - val_probs(torch_module, dm)).abs().max().item() > 1e-3
 
 
@@ -105,3 +118,30 @@ def test_early_stopping_without_validation_data_is_an_error(table):
         TorchTrainer(module.recipe, max_epochs=2, early_stopping=EarlyStopping(True)).fit(
             module.net, dm.train_dataloader(), dm.val_dataloader()
         )
+
+
+def test_balanced_class_weight_raises_minority_recall():
+    """On a 9:1 table the unweighted loss favours the majority; balanced weights recover minority rows."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    x = rng.normal(size=(n, 2))
+    y = np.where(x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.5, n) > 1.9, "rare", "common")
+    frame = pd.DataFrame(x, columns=["a", "b"]).assign(target=y)
+    train, test = frame.iloc[:1500], frame.iloc[1500:]
+    assert 0.05 < (train["target"] == "rare").mean() < 0.15
+    dm = TabularDataModule.from_frames(train, target="target", batch_size=64, val_fraction=0.0)
+    rare_index = dm.classes.index("rare")  # fits the preprocessing
+    test_x = dm.preprocessor.transform(test)
+    rare = torch.tensor((test["target"] == "rare").to_numpy())
+    recalls = {}  # class_weight -> (recall of rare, recall of common)
+    for class_weight in (None, "balanced"):
+        cls, kwargs = NETWORKS["mlp"]
+        module = make_module(cls, kwargs, dm, 0, class_weight)
+        TorchTrainer(module.recipe, max_epochs=20, seed=0).fit(module.net, dm.train_dataloader())
+        with torch.no_grad():
+            predicted = module.net.eval()(test_x["x_num"], test_x["x_cat"]).argmax(-1)
+        hits = predicted == torch.where(rare, rare_index, 1 - rare_index)
+        recalls[class_weight] = (hits[rare].float().mean().item(), hits[~rare].float().mean().item())
+    (rare_plain, common_plain), (rare_balanced, common_balanced) = recalls[None], recalls["balanced"]
+    assert rare_balanced > rare_plain + 0.1, recalls
+    assert rare_balanced + common_balanced > rare_plain + common_plain, recalls  # balanced accuracy rises too

@@ -1,18 +1,31 @@
-"""TabularDataModule: files or frames in, preprocessed in-memory tensor batches out."""
+"""TabularData: files or frames in, preprocessed in-memory tensor batches out -- without Lightning.
+
+``TabularDataModule`` (:mod:`tabularnet.data.lightning_datamodule`) is this class with Lightning's
+``LightningDataModule`` mixed in; the Python estimators' plain-PyTorch path uses :class:`TabularData` itself, so
+that scripts which train with ``use_lightning=False`` or only predict never import Lightning.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
 from tabularnet.data.loader import TensorBatchLoader
-from tabularnet.data.preprocessing import Preprocessor, Scaling
-from tabularnet.data.schema import DataError, check_target, infer_schema
+from tabularnet.data.preprocessing import HighCardinality, Preprocessor, Scaling
+from tabularnet.data.schema import (
+    DEFAULT_NA_VALUES,
+    DataError,
+    check_columns,
+    check_target,
+    drop_missing_targets,
+    infer_schema,
+    mark_missing,
+)
 from tabularnet.data.sources import dataset_files, read_table
 from tabularnet.data.teacher import (
     as_logits,
@@ -26,6 +39,17 @@ from tabularnet.data.teacher import (
 )
 
 SPLITS = ("train", "val", "test", "predict")
+DATAMODULE_KEY = "TabularDataModule"  # where Lightning (and Estimator.save) put the data state in a checkpoint
+
+
+class _Hyperparameters(dict):
+    """Attribute access to the constructor arguments, like Lightning's ``AttributeDict``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -50,7 +74,7 @@ def stratified_split(df: pd.DataFrame, fraction: float, *, target: str, seed: in
     return rest, held_out
 
 
-class TabularDataModule(pl.LightningDataModule):
+class TabularData:
     """A classification table: reading, splitting, preprocessing (fitted on the training split only), batches.
 
     Args:
@@ -69,6 +93,13 @@ class TabularDataModule(pl.LightningDataModule):
             at most 10 distinct values are categorical).
         numeric: columns to treat as numeric.
         scaling: numeric scaling: ``standard``, ``quantile`` (rank-Gauss) or ``none``.
+        na_values: text values that mean "missing" in any column (compared after stripping spaces; empty fields
+            always are); a text column holding only numbers besides them is numeric. ``[]`` keeps every text.
+        high_cardinality: categorical columns with more than ``max_categories`` distinct training values (names,
+            ticket numbers, ids) are dropped with a warning (``drop``), hashed into ``max_categories`` buckets
+            (``hash``), or kept with one embedding row per value (``keep``).
+        max_categories: the cardinality above which a categorical column counts as high-cardinality.
+        min_frequency: categories seen fewer times in the training split share the embedding of unknown values.
         batch_size: training batch size.
         eval_batch_size: batch size for validation, test and prediction (no gradients, so larger is faster).
         seed: seed of the splits and of the training batch order.
@@ -98,6 +129,10 @@ class TabularDataModule(pl.LightningDataModule):
         categorical: list[str] | None = None,
         numeric: list[str] | None = None,
         scaling: Scaling = "standard",
+        na_values: list[str] = list(DEFAULT_NA_VALUES),  # noqa: B006 (jsonargparse shows list defaults as given)
+        high_cardinality: HighCardinality = "drop",
+        max_categories: int = 100,
+        min_frequency: int = 1,
         batch_size: int = 256,
         eval_batch_size: int = 4096,
         seed: int = 0,
@@ -107,8 +142,12 @@ class TabularDataModule(pl.LightningDataModule):
         teacher_folds: int = 5,
         teacher_cache_dir: str | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__()  # LightningDataModule's, in TabularDataModule
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        if hasattr(self, "save_hyperparameters"):  # Lightning: hparams.yaml and the checkpoint's data arguments
+            self.save_hyperparameters(arguments)
+        else:
+            self._hparams = _Hyperparameters(arguments)
         if batch_size < 1:
             raise DataError(f"data.batch_size must be positive, however: batch_size={batch_size}")
         if teacher is not None and teacher_logits_path is not None:
@@ -117,10 +156,24 @@ class TabularDataModule(pl.LightningDataModule):
             build_teacher(teacher)  # fail now, not after reading the data
         self.teacher_metrics: dict[str, float] = {}
         self.default_teacher_cache_dir: str | None = None  # set by `tabularnet fit` to <default_root_dir>/...
-        self.preprocessor = Preprocessor(scaling)
+        self.preprocessor = Preprocessor(
+            scaling,
+            na_values=na_values,
+            high_cardinality=high_cardinality,
+            max_categories=max_categories,
+            min_frequency=min_frequency,
+        )
         self._frames: dict[str, pd.DataFrame] = {}
+        self._schema = None  # column roles, inferred from the whole training table
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
+
+    @property
+    def hparams(self):
+        """The constructor arguments (``self.hparams.batch_size``)."""
+        if "_hparams" not in self.__dict__:  # Lightning's save_hyperparameters reads this before it first sets it
+            self._hparams = _Hyperparameters()
+        return self._hparams
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -131,7 +184,7 @@ class TabularDataModule(pl.LightningDataModule):
         val: pd.DataFrame | None = None,
         teacher_logits: torch.Tensor | None = None,
         **kwargs,
-    ) -> TabularDataModule:
+    ) -> TabularData:
         """A data module over in-memory tables (the Python API's path). ``teacher_logits`` align with ``train``
         rows; when a validation split is carved from ``train`` they are split with it."""
         dm = cls(**kwargs)
@@ -162,21 +215,42 @@ class TabularDataModule(pl.LightningDataModule):
             self._frames["train"] = read_table(paths["train"])
         train = self._frames["train"]
         source = paths["train"] or "training data"
-        infer_schema(train, target=hp.target, source=source)  # early, clear errors on the raw table
-        check_target(train[hp.target], source=source)
+        check_columns(train, [hp.target], what="target column", source=source)  # early, before any work
         if hp.teacher_logits_path and self.teacher_logits is None:
             logits = as_logits(read_teacher_logits(hp.teacher_logits_path, len(train)))
             self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
-            train = train.assign(__teacher_row__=np.arange(len(train)))
+            train = train.assign(__teacher_row__=np.arange(len(train)))  # before rows without a label go
+        train = self._clean(train, source)
+        check_target(train[hp.target], source=source)
+        if self._schema is None:
+            # NOTE: roles are inferred and values validated on the whole table, before any split, so that an
+            # error's row number is the row of the user's file.
+            features = train.drop(columns="__teacher_row__", errors="ignore")
+            self._schema = infer_schema(
+                features, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source
+            )
         if paths["test"] and "test" not in self._frames:
-            self._frames["test"] = read_table(paths["test"])
+            self._frames["test"] = self._read("test", paths["test"])
         elif hp.test_fraction > 0 and "test" not in self._frames:
             train, self._frames["test"] = stratified_split(train, hp.test_fraction, target=hp.target, seed=hp.seed)
         if paths["val"] and "val" not in self._frames:
-            self._frames["val"] = read_table(paths["val"])
-        elif hp.val_fraction > 0 and "val" not in self._frames:
+            self._frames["val"] = self._read("val", paths["val"])
+        elif "val" in self._frames:
+            self._frames["val"] = self._clean(self._frames["val"], "validation data")
+        elif hp.val_fraction > 0:
             train, self._frames["val"] = stratified_split(train, hp.val_fraction, target=hp.target, seed=hp.seed)
         self._frames["train"] = train
+
+    def _clean(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
+        """Missing-value tokens to NaN; rows of a labeled table whose label is missing dropped (with a warning)."""
+        df = mark_missing(df, self.hparams.na_values, source=source)
+        if self.hparams.target in df.columns:
+            df = drop_missing_targets(df, self.hparams.target, source=source)
+        return df
+
+    def _read(self, split: str, path: str) -> pd.DataFrame:
+        df = read_table(path)
+        return df if split == "predict" else self._clean(df, path)
 
     def _ensure_fitted(self) -> Preprocessor:
         if self.preprocessor.state is not None:
@@ -188,10 +262,9 @@ class TabularDataModule(pl.LightningDataModule):
         self._read_labeled_splits()
         train = self._frames["train"].drop(columns="__teacher_row__", errors="ignore")
         source = self._paths()["train"] or "training data"
-        schema = infer_schema(train, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source)
         labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
         classes = np.unique(pd.concat(labeled).to_numpy())
-        self.preprocessor.fit(train, schema, classes=classes, source=source)
+        self.preprocessor.fit(train, self._schema, classes=classes, source=source)
         return self.preprocessor
 
     # ------------------------------------------------------- data-derived sizes
@@ -210,6 +283,11 @@ class TabularDataModule(pl.LightningDataModule):
     @property
     def classes(self) -> list:
         return self._ensure_fitted().classes
+
+    @property
+    def class_counts(self) -> list[int] | None:
+        """Training rows per class (for ``class_weight='balanced'``), in the order of :attr:`classes`."""
+        return self._ensure_fitted().class_counts
 
     # ----------------------------------------------------------------- tensors
     def split_tensors(self, split: str) -> dict[str, torch.Tensor] | None:
@@ -260,9 +338,9 @@ class TabularDataModule(pl.LightningDataModule):
                 path = self.hparams.predict_path
                 if path is None:
                     raise DataError("nothing to predict: set data.predict_path")
-                self._frames["predict"] = read_table(path)
+                self._frames["predict"] = self._read("predict", path)
             elif self.preprocessor.state is not None and self._paths().get(split):
-                self._frames[split] = read_table(self._paths()[split])
+                self._frames[split] = self._read(split, self._paths()[split])
             elif split in ("train", "val", "test") and not self.hparams.preprocessing_path:
                 self._read_labeled_splits()
         frame = self._frames.get(split)
@@ -305,7 +383,15 @@ class TabularDataModule(pl.LightningDataModule):
 
 
 def _datamodule_state(checkpoint: dict, path) -> dict:
-    for key in (TabularDataModule.__qualname__, "datamodule"):
+    for key in (DATAMODULE_KEY, "datamodule"):
         if key in checkpoint and "preprocessing" in checkpoint[key]:
             return checkpoint[key]
     raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")
+
+
+def __getattr__(name: str):
+    if name == "TabularDataModule":  # the Lightning flavour, imported (with Lightning) only when asked for
+        from tabularnet.data.lightning_datamodule import TabularDataModule
+
+        return TabularDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

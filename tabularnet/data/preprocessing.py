@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from tabularnet.data.schema import DataError, Schema, check_columns, check_numeric
+from tabularnet.data.schema import (
+    DEFAULT_NA_VALUES,
+    DataError,
+    Schema,
+    check_columns,
+    check_numeric,
+    mark_missing,
+    warn,
+)
 
 # Reserved categorical ids: every categorical column maps missing values to 0 and categories never seen
-# in training to 1, so the embedding tables have ``n_categories + 2`` rows.
+# in training (or seen fewer than ``min_frequency`` times) to 1, so the embedding tables have
+# ``n_categories + 2`` rows.
 MISSING_ID, UNKNOWN_ID, N_RESERVED = 0, 1, 2
 Scaling = Literal["standard", "quantile", "none"]
+HighCardinality = Literal["drop", "hash", "keep"]
 
 
 def factorized_strings(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +46,15 @@ def factorized_strings(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     else:
         strings = np.array([_category_string(v) for v in values], dtype=object)
     return codes, strings
+
+
+def hash_codes(series: pd.Series, n_buckets: int) -> np.ndarray:
+    """Category ids ``N_RESERVED .. N_RESERVED + n_buckets - 1`` from a hash of each value's category string
+    (missing -> MISSING_ID). CRC-32 of the UTF-8 bytes: the same id in every process, unlike Python's salted
+    ``hash()`` of a string."""
+    codes, strings = factorized_strings(series)
+    unique_ids = [zlib.crc32(s.encode("utf-8")) % n_buckets + N_RESERVED for s in strings]
+    return np.array([*unique_ids, MISSING_ID], dtype=np.int64)[codes]  # code -1 (missing): the last entry
 
 
 def category_strings(series: pd.Series) -> pd.Series:
@@ -58,35 +79,78 @@ class Preprocessor:
     Args:
         scaling: ``"standard"`` (zero mean, unit variance), ``"quantile"`` (rank-Gauss: empirical CDF
             mapped to a standard normal, robust to heavy tails such as Adult's capital-gain) or ``"none"``.
+        na_values: text values that mean "missing" (see :func:`~tabularnet.data.schema.mark_missing`).
+        high_cardinality: what to do with a categorical column of more than ``max_categories`` distinct values
+            (names, ticket numbers, ids): ``"drop"`` it (with a warning), ``"hash"`` it into ``max_categories``
+            buckets, or ``"keep"`` one embedding row per value.
+        max_categories: the cardinality above which a categorical column is high-cardinality.
+        min_frequency: categories seen fewer times than this in training share the unknown id.
     """
 
-    def __init__(self, scaling: Scaling = "standard") -> None:
+    def __init__(
+        self,
+        scaling: Scaling = "standard",
+        *,
+        na_values: Sequence[str] = DEFAULT_NA_VALUES,
+        high_cardinality: HighCardinality = "drop",
+        max_categories: int = 100,
+        min_frequency: int = 1,
+    ) -> None:
         if scaling not in ("standard", "quantile", "none"):
             raise DataError(f"scaling must be 'standard', 'quantile' or 'none', however: scaling={scaling!r}")
+        if high_cardinality not in ("drop", "hash", "keep"):
+            raise DataError(
+                f"high_cardinality must be 'drop', 'hash' or 'keep', however: high_cardinality={high_cardinality!r}"
+            )
+        if max_categories < 1:
+            raise DataError(f"max_categories must be at least 1, however: max_categories={max_categories}")
+        if min_frequency < 1:
+            raise DataError(f"min_frequency must be at least 1, however: min_frequency={min_frequency}")
         self.scaling = scaling
+        self.na_values = [str(v) for v in na_values]
+        self.high_cardinality, self.max_categories, self.min_frequency = high_cardinality, max_categories, min_frequency
         self.state: dict | None = None
 
     # ----------------------------------------------------------------- fitting
     def fit(self, df: pd.DataFrame, schema: Schema, *, classes=None, source: str = "train") -> Preprocessor:
         """Fit on the training split ``df``; ``classes`` (default: the labels in ``df``) fixes the label set."""
+        df = mark_missing(df, self.na_values, source=source)
+        schema = Schema.from_dict(schema.to_dict())  # high-cardinality columns may move to ``dropped``
         numeric = {}
         for name in schema.numeric:
             values = check_numeric(df[name], name=name, source=source)
             numeric[name] = self._fit_numeric(values)
-        categorical = {}
-        for name in schema.categorical:
-            cats = category_strings(df[name]).dropna().unique().tolist()
-            categorical[name] = sorted(cats)
+        categorical, hashed = {}, {}
+        for name in list(schema.categorical):
+            counts = category_strings(df[name]).value_counts()
+            if len(counts) > self.max_categories and self.high_cardinality == "drop":
+                warn(
+                    f"{source}: column {name!r} has {len(counts)} distinct values (more than max_categories="
+                    f"{self.max_categories}); it is not used (set high_cardinality to 'hash' or 'keep' to use it)"
+                )
+                schema.categorical.remove(name)
+                schema.dropped.append(name)
+            elif len(counts) > self.max_categories and self.high_cardinality == "hash":
+                hashed[name] = self.max_categories
+            else:
+                categorical[name] = sorted(counts.index[counts.to_numpy() >= self.min_frequency].tolist())
         if classes is None and schema.target is not None:
             classes = np.unique(df[schema.target].to_numpy())
+        class_counts = None
         if classes is not None:
             classes = [_native(c) for c in classes]
+            if schema.target is not None:
+                labels = pd.Series([_native(v) for v in df[schema.target].to_numpy()], dtype=object)
+                class_counts = [int(k) for k in labels.value_counts().reindex(classes, fill_value=0).to_numpy()]
         self.state = {
             "scaling": self.scaling,
+            "na_values": list(self.na_values),
             "schema": schema.to_dict(),
             "numeric": numeric,
             "categorical": categorical,
+            "hashed": hashed,
             "classes": classes,
+            "class_counts": class_counts,
         }
         return self
 
@@ -115,7 +179,17 @@ class Preprocessor:
 
     @property
     def cat_cardinalities(self) -> list[int]:
-        return [len(cats) + N_RESERVED for cats in self._fitted()["categorical"].values()]
+        state = self._fitted()
+        hashed = state.get("hashed", {})
+        return [
+            (hashed[name] if name in hashed else len(state["categorical"][name])) + N_RESERVED
+            for name in self.schema.categorical
+        ]
+
+    @property
+    def class_counts(self) -> list[int] | None:
+        """Training rows per class, in the order of :attr:`classes` (``None`` for an old checkpoint)."""
+        return self._fitted().get("class_counts")
 
     @property
     def classes(self) -> list:
@@ -134,7 +208,12 @@ class Preprocessor:
         """Features of ``df`` as ``{"x_num": (N, n_num_features) float32, "x_cat": (N, n_cat) int64}``."""
         state = self._fitted()
         schema = self.schema
+        df = mark_missing(df, state.get("na_values", []), source=source)
         check_columns(df, schema.features, what="feature column", source=source)
+        known = {*schema.features, *schema.dropped, schema.target}
+        extra = [str(c) for c in df.columns if c not in known and not str(c).startswith("__")]
+        if extra:
+            warn(f"{source}: ignoring column(s) not seen in training: {', '.join(map(repr, extra))}")
         columns, indicators = [], []
         for name, stats in state["numeric"].items():
             values = check_numeric(df[name], name=name, source=source)
@@ -143,7 +222,13 @@ class Preprocessor:
             if stats["indicator"]:
                 indicators.append(missing.astype(np.float64))
         x_num = np.stack(columns + indicators, axis=1) if columns else np.zeros((len(df), 0))
-        codes = [self._encode_categories(df[name], cats) for name, cats in state["categorical"].items()]
+        hashed = state.get("hashed", {})
+        codes = [
+            hash_codes(df[name], hashed[name])
+            if name in hashed
+            else self._encode_categories(df[name], state["categorical"][name])
+            for name in schema.categorical
+        ]
         x_cat = np.stack(codes, axis=1) if codes else np.zeros((len(df), 0), dtype=np.int64)
         return {
             "x_num": torch.as_tensor(x_num, dtype=torch.float32),
@@ -188,5 +273,6 @@ class Preprocessor:
 
     def load_state_dict(self, state: dict) -> Preprocessor:
         self.scaling = state["scaling"]
+        self.na_values = list(state.get("na_values", []))  # checkpoints before na_values: no tokens
         self.state = state
         return self

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tabularnet.atomic import atomic_path
-from tabularnet.data.schema import DataError
+from tabularnet.data.schema import DataError, check_unique_columns
 
 DATA_DIR_ENV = "TABULARNET_DATA_DIR"
 # A mirror with the same layout as the data directory (``<url>/<name>/<file>``) for users without a local copy.
@@ -23,13 +23,17 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def read_table(source: str | os.PathLike | pd.DataFrame | np.ndarray) -> pd.DataFrame:
-    """Read a CSV (plain or gzipped) or Parquet file, or pass a DataFrame/array through as a DataFrame.
+def read_table(source) -> pd.DataFrame:
+    """Read a CSV (plain or gzipped) or Parquet file, or pass a DataFrame, pyarrow Table or array through as a
+    DataFrame.
 
-    Empty CSV fields are missing values; nothing else is (so a category called "NA" stays a category).
+    Empty CSV fields are missing values; nothing else is here (the data module's ``na_values`` decides which
+    text means missing).
     """
     if isinstance(source, pd.DataFrame):
         return source
+    if hasattr(source, "to_pandas") and hasattr(source, "column_names"):  # pyarrow.Table / RecordBatch
+        return source.to_pandas()
     if isinstance(source, np.ndarray):
         return pd.DataFrame(source, columns=[f"x{i}" for i in range(source.shape[1])])
     path = Path(source)
@@ -41,6 +45,9 @@ def read_table(source: str | os.PathLike | pd.DataFrame | np.ndarray) -> pd.Data
             df = pd.read_parquet(path)
         elif name.endswith(CSV_SUFFIXES):
             sep = "\t" if ".tsv" in name else ","
+            # NOTE: pandas renames a repeated header name to "name.1"; read the header as written to catch it.
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+            check_unique_columns(header.iloc[0].tolist(), source=str(path))
             df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], low_memory=False)
         else:
             raise DataError(

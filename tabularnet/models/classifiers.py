@@ -1,16 +1,18 @@
 """The original Python API (``MLPClassifier(...).train(X, y)``) as scikit-learn estimators.
 
-Both drivers train the same LightningModule's network with the same recipe: ``use_lightning=True`` runs
-Lightning's Trainer, ``use_lightning=False`` (the default, as in the original) runs :class:`TorchTrainer`.
+Both drivers train the same network with the same recipe: ``use_lightning=True`` runs Lightning's Trainer on the
+LightningModule that wraps it, ``use_lightning=False`` (the default, as in the original) runs
+:class:`TorchTrainer` -- and imports no Lightning at all, nor does prediction from a saved model.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
@@ -20,17 +22,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.data.datamodule import TabularDataModule, load_checkpoint
+from tabularnet.data.datamodule import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
-from tabularnet.data.schema import DataError
+from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.teacher import as_logits
-from tabularnet.progress import default_progress_bar
-from tabularnet.training.lightning_modules import (
-    MLPLightningModule,
-    TrainingMixin,
-    TransformerLightningModule,
-)
+from tabularnet.nn import MLP, FTTransformer
+from tabularnet.training.calibration import network_logits, temperature_scaling
+from tabularnet.training.config import Recipe
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
 TARGET = "__target__"
@@ -50,7 +49,10 @@ RECIPE_PARAMS = (
     "mixup",
     "noise",
     "distillation",
+    "class_weight",
 )
+# Estimator parameters passed to the data module as they are (see TabularDataModule for their meaning).
+DATA_PARAMS = ("na_values", "high_cardinality", "max_categories", "min_frequency")
 
 
 def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
@@ -58,7 +60,7 @@ def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
 
     Arrays go through scikit-learn's ``check_array`` (2-D, non-empty, not sparse, not complex; NaN allowed).
     """
-    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):
+    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):  # pyarrow Table, polars DataFrame
         X = X.to_pandas()
     if isinstance(X, pd.DataFrame):
         return X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
@@ -84,10 +86,19 @@ def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Ten
     return torch.as_tensor(as_logits(values), dtype=torch.float32)
 
 
-class _TabularClassifier(ClassifierMixin, BaseEstimator):
-    """Shared fit/predict/save logic; subclasses name their LightningModule and network parameters."""
+def build_network(network_class: type[torch.nn.Module], hparams: dict) -> torch.nn.Module:
+    """The network a LightningModule with these hyperparameters builds (its arguments the network takes, with
+    ``n_classes`` as ``d_out``), without importing Lightning."""
+    accepted = inspect.signature(network_class).parameters
+    arch = {k: v for k, v in hparams.items() if k in accepted and k != "d_out"}
+    return network_class(d_out=hparams["n_classes"], **arch)
 
-    module_class: type[TrainingMixin]
+
+class _TabularClassifier(ClassifierMixin, BaseEstimator):
+    """Shared fit/predict/save logic; subclasses name their network, its LightningModule and parameters."""
+
+    network_class: type[torch.nn.Module]
+    module_name: str  # the LightningModule in tabularnet that wraps network_class
     network_params: tuple[str, ...]
 
     # ------------------------------------------------------------------ options
@@ -110,16 +121,22 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             )
         return stop
 
-    def _build_module(self, dm: TabularDataModule) -> TrainingMixin:
-        torch.manual_seed(self.random_seed)  # same initial weights for both drivers
-        return self.module_class(
-            n_num_features=dm.n_num_features,
-            cat_cardinalities=dm.cat_cardinalities,
-            n_classes=dm.n_classes,
-            **{name: getattr(self, name) for name in self.network_params},
-            **{name: getattr(self, name) for name in RECIPE_PARAMS},
-            calibrate=self.calibrate,
-        )
+    def _hparams(self, data: TabularData) -> dict:
+        """The LightningModule's arguments: data-derived sizes and labels, network parameters and the recipe."""
+        return {
+            "n_num_features": data.n_num_features,
+            "cat_cardinalities": list(data.cat_cardinalities),
+            "n_classes": data.n_classes,
+            "classes": _plain(list(data.classes)),
+            "class_counts": data.class_counts,
+            **{name: _plain(getattr(self, name)) for name in self.network_params},
+            **{name: _plain(getattr(self, name)) for name in RECIPE_PARAMS},
+        }
+
+    def _lightning_module(self, hparams: dict):
+        from tabularnet.training import lightning_modules
+
+        return getattr(lightning_modules, self.module_name)(**hparams)
 
     # ---------------------------------------------------------------- training
     def train(self, X, y, teacher_probs=None, X_val=None, y_val=None):
@@ -130,6 +147,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         training, X_frame = self._training(), as_frame(X)
         stop = self._early_stopping(training)
         y = column_or_1d(y, warn=True)
+        missing = pd.isna(y)
+        if missing.any():
+            first = int(np.flatnonzero(missing)[0])
+            raise DataError(f"Input y contains NaN ({int(missing.sum())} missing labels, first at row {first})")
         check_classification_targets(y)
         if len(y) != len(X_frame):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
@@ -144,7 +165,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         val = None if X_val is None else as_frame(X_val, list(X_frame.columns)).assign(**{TARGET: np.asarray(y_val)})
         n_classes = len(np.unique(y))
         logits = None if teacher_probs is None else teacher_logits_from(teacher_probs, len(y), n_classes)
-        dm = TabularDataModule.from_frames(
+        data_class = TabularData
+        if self.use_lightning:
+            from tabularnet.data.lightning_datamodule import TabularDataModule as data_class
+        dm = data_class.from_frames(
             train,
             val=val,
             teacher_logits=logits,
@@ -153,13 +177,19 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             batch_size=training["batch_size"],
             eval_batch_size=training["eval_batch_size"],
             seed=self.random_seed,
+            **{name: self._data_param(name) for name in DATA_PARAMS},
         )
-        module = self._build_module(dm)
+        hparams = self._hparams(dm)
+        recipe = Recipe.from_options(**{name: hparams[name] for name in (*RECIPE_PARAMS, "classes", "class_counts")})
+        torch.manual_seed(self.random_seed)  # same initial weights for both drivers
         if self.use_lightning:
+            module = self._lightning_module(hparams)
             self._fit_lightning(module, dm, training, stop)
+            net = module.net
         else:
+            net = build_network(self.network_class, hparams)
             trainer = TorchTrainer(
-                module.recipe,
+                recipe,
                 max_epochs=training["epochs"],
                 seed=self.random_seed,
                 early_stopping=stop,
@@ -167,20 +197,33 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                 progress=self.verbose,
             )
             val_loader = dm.val_dataloader()
-            trainer.fit(module.net, dm.train_dataloader(), val_loader or None)
+            trainer.fit(net, dm.train_dataloader(), val_loader or None)
             self.history_ = trainer.history
+        self.temperature_ = 1.0
         if self.calibrate:
-            self.calibration_ = module.calibrate_temperature(dm.val_dataloader())
-        self.module_, self.preprocessing_ = module.eval(), dm.preprocessor.state_dict()
+            self.calibration_ = temperature_scaling(*network_logits(net, dm.val_dataloader()))
+            self.temperature_ = self.calibration_["temperature"]
+        self.net_, self.hparams_ = net.eval(), hparams
+        self.preprocessing_ = dm.preprocessor.state_dict()
         self.classes_ = np.asarray(dm.classes)
         return self
+
+    def _data_param(self, name: str):
+        value = getattr(self, name)
+        if name == "na_values":
+            return list(DEFAULT_NA_VALUES if value is None else value)
+        return value
 
     def fit(self, X, y, **fit_params):
         """scikit-learn's name for :meth:`train`."""
         return self.train(X, y, **fit_params)
 
-    def _fit_lightning(self, module: TrainingMixin, dm: TabularDataModule, training: dict, stop) -> None:
+    def _fit_lightning(self, module, dm, training: dict, stop) -> None:
+        import lightning.pytorch as pl
+
         quiet_lightning(self.verbose)
+        from tabularnet.progress import default_progress_bar
+
         callbacks, monitor = [default_progress_bar()] if self.verbose else [], stop.monitor if stop.enabled else None
         with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
             if stop.enabled:
@@ -210,7 +253,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- prediction
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, ``(n_rows, n_classes)``, columns in the order of ``classes_``."""
-        check_is_fitted(self, "module_")
+        check_is_fitted(self, "net_")
         frame = as_frame(X, list(getattr(self, "feature_names_in_", [])) or None)
         if frame.shape[1] != self.n_features_in_ and not isinstance(X, pd.DataFrame):
             raise ValueError(
@@ -219,9 +262,9 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             )
         tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
         loader = TensorBatchLoader(tensors, batch_size=self._training()["eval_batch_size"], shard=False)
-        module = self.module_.eval()
+        net = self.net_.eval()
         with torch.no_grad():
-            probs = [module.calibrated_logits(b).softmax(-1) for b in loader]
+            probs = [(net(b["x_num"], b["x_cat"]).float() / self.temperature_).softmax(-1) for b in loader]
         return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
 
     def predict(self, X) -> np.ndarray:
@@ -232,15 +275,20 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Write a checkpoint that ``tabularnet predict --ckpt_path`` and :meth:`load` read (``weights_only``)."""
-        check_is_fitted(self, "module_")
-        hparams = dict(self.module_.hparams)
-        hparams["_class_path"] = f"tabularnet.{self.module_class.__name__}"
-        checkpoint = {
-            "state_dict": self.module_.state_dict(),
+        check_is_fitted(self, "net_")
+        hparams = {**self.hparams_, "_class_path": f"tabularnet.{self.module_name}"}
+        checkpoint = {  # the layout of a `tabularnet fit` checkpoint: the module's state_dict holds "net.*"
+            "state_dict": {
+                **{f"net.{k}": v for k, v in self.net_.state_dict().items()},
+                "temperature": torch.tensor(float(self.temperature_)),  # the LightningModule's buffer
+            },
             "hyper_parameters": hparams,
-            TabularDataModule.__qualname__: {"preprocessing": self.preprocessing_},
-            "datamodule_hyper_parameters": {"target": self.preprocessing_["schema"]["target"]},
-            "pytorch-lightning_version": pl.__version__,
+            DATAMODULE_KEY: {"preprocessing": self.preprocessing_},
+            "datamodule_hyper_parameters": {
+                "target": self.preprocessing_["schema"]["target"],
+                **{name: _plain(self._data_param(name)) for name in DATA_PARAMS},
+            },
+            "pytorch-lightning_version": importlib.metadata.version("lightning"),
             "tabularnet_estimator": {
                 "class": type(self).__name__,
                 "params": _plain(self.get_params()),
@@ -255,15 +303,21 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         checkpoint = load_checkpoint(path)
         hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
         class_path = checkpoint["hyper_parameters"].get("_class_path", "")
-        if not class_path.endswith(cls.module_class.__name__):
-            raise DataError(f"{path}: holds a {class_path or 'unknown model'}, not a {cls.module_class.__name__}")
+        if not class_path.endswith(cls.module_name):
+            raise DataError(f"{path}: holds a {class_path or 'unknown model'}, not a {cls.module_name}")
         saved = checkpoint.get("tabularnet_estimator", {})
         params = saved.get("params") or {k: v for k, v in hparams.items() if k in cls().get_params()}
         estimator = cls(**params)
-        module = cls.module_class(**hparams)
-        module.load_state_dict(checkpoint["state_dict"])
-        estimator.module_ = module.eval()
-        estimator.preprocessing_ = checkpoint[TabularDataModule.__qualname__]["preprocessing"]
+        net = build_network(cls.network_class, hparams)
+        weights = {k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as err:
+            reason = str(err).splitlines()[0]
+            raise DataError(f"{path}: the weights do not fit a {cls.module_name} ({reason})") from None
+        estimator.net_, estimator.hparams_ = net.eval(), hparams
+        estimator.temperature_ = float(checkpoint["state_dict"].get("temperature", 1.0))
+        estimator.preprocessing_ = checkpoint[DATAMODULE_KEY]["preprocessing"]
         estimator.classes_ = np.asarray(estimator.preprocessing_["classes"])
         schema = estimator.preprocessing_["schema"]
         estimator.n_features_in_ = len(schema["numeric"]) + len(schema["categorical"])
@@ -311,6 +365,14 @@ class MLPClassifier(_TabularClassifier):
         mixup: ``{'enabled': bool, 'alpha': float}``.
         noise: ``{'enabled': bool, 'std': float}``.
         distillation: ``{'enabled': bool, 'lambda': float, 'temperature': float, 'consistency': float}``.
+        class_weight: ``None``, ``'balanced'`` (n_samples / (n_classes * count) on the training rows) or
+            ``{label: weight}`` keyed by the original labels: per-class weights of the training loss.
+        na_values: text values that mean missing (``None``: ``'?'``, ``'n/a'``, ``'NA'``, ``'null'``... see the
+            README); a text column holding only numbers besides them is numeric.
+        high_cardinality: ``'drop'`` (default, with a warning), ``'hash'`` or ``'keep'`` categorical columns with
+            more than ``max_categories`` distinct values.
+        max_categories: the cardinality above which a categorical column is high-cardinality (default 100).
+        min_frequency: categories seen fewer times in training share the unknown-category embedding.
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
             'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096}``.
         calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
@@ -321,7 +383,7 @@ class MLPClassifier(_TabularClassifier):
         verbose: show progress.
     """
 
-    module_class = MLPLightningModule
+    network_class, module_name = MLP, "MLPLightningModule"
     network_params = ("hidden_dims", "activation", "dropout", "d_cat_embedding")
 
     def __init__(
@@ -337,6 +399,11 @@ class MLPClassifier(_TabularClassifier):
         mixup=None,
         noise=None,
         distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
         training=None,
         calibrate=False,
         random_seed=42,
@@ -355,11 +422,12 @@ class TransformerClassifier(_TabularClassifier):
         num_layers: transformer blocks.
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
-        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, training, calibrate,
-        random_seed, use_lightning, verbose: as in :class:`MLPClassifier`.
+        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, class_weight, na_values,
+        high_cardinality, max_categories, min_frequency, training, calibrate, random_seed, use_lightning, verbose:
+        as in :class:`MLPClassifier`.
     """
 
-    module_class = TransformerLightningModule
+    network_class, module_name = FTTransformer, "TransformerLightningModule"
     network_params = ("d_model", "nhead", "num_layers", "dropout", "activation")
 
     def __init__(
@@ -376,6 +444,11 @@ class TransformerClassifier(_TabularClassifier):
         mixup=None,
         noise=None,
         distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
         training=None,
         calibrate=False,
         random_seed=42,

@@ -70,3 +70,27 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 10
 
     optimizer.step(closure)
     return float(log_t.detach().exp())
+
+
+@torch.no_grad()
+def network_logits(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(n, n_classes)`` (float, on the CPU) and labels ``(n,)`` of ``net`` over every batch of ``loader``,
+    in eval mode (the network's mode is restored afterwards)."""
+    was_training, device = net.training, next(net.parameters()).device
+    net.eval()
+    logits, labels = [], []
+    for batch in loader:
+        logits.append(net(batch["x_num"].to(device), batch["x_cat"].to(device)).float().cpu())
+        labels.append(batch["y"])
+    net.train(was_training)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def temperature_scaling(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The fitted temperature and the ECE of ``logits`` before and after dividing by it (validation split)."""
+    temperature = fit_temperature(logits, y)
+    return {
+        "temperature": temperature,
+        "val_ece_uncalibrated": expected_calibration_error(logits.softmax(-1).numpy(), y.numpy()),
+        "val_ece_calibrated": expected_calibration_error((logits / temperature).softmax(-1).numpy(), y.numpy()),
+    }

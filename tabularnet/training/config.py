@@ -6,6 +6,7 @@ jsonargparse their keys and types, so YAML typos fail at parse time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal, Optional, TypedDict, Union
 
@@ -38,6 +39,7 @@ DistillationSpec = TypedDict(
     total=False,
 )
 SchedulerArg = Union[SchedulerSpec, Literal["cosine", "constant"], None]
+ClassWeightArg = Union[Literal["balanced"], dict[str, float], None]
 
 
 def _from_spec(cls, spec: Optional[dict], option: str, renames: dict[str, str] | None = None):
@@ -120,6 +122,36 @@ class DistillationConfig:
             raise ValueError(f"{option}: consistency must be non-negative, however: {self.consistency}")
 
 
+def resolve_class_weight(
+    class_weight, classes: Optional[Sequence] = None, class_counts: Optional[Sequence[int]] = None
+) -> Optional[tuple[float, ...]]:
+    """Per-class loss weights in the order of ``classes`` (scikit-learn's convention), or ``None``.
+
+    ``"balanced"``: ``n_samples / (n_classes * count_c)`` from the training counts (a class with no training rows
+    counts as one). A dict maps original labels (compared as text, so ``1`` and ``"1"`` agree) to weights;
+    labels it leaves out weigh 1.
+    """
+    if class_weight is None:
+        return None
+    if classes is None:
+        raise ValueError("class_weight needs the class labels (linked from the data module as classes)")
+    if class_weight == "balanced":
+        if class_counts is None or len(class_counts) != len(classes):
+            raise ValueError("class_weight='balanced' needs the training class counts (class_counts)")
+        counts = [max(int(c), 1) for c in class_counts]
+        return tuple(sum(class_counts) / (len(classes) * c) for c in counts)
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight must be 'balanced', a dict {{label: weight}} or None, however: {class_weight}")
+    by_text = {str(label): label for label in classes}
+    unknown = [key for key in class_weight if str(key) not in by_text]
+    if unknown:
+        raise ValueError(f"class_weight: unknown label(s) {', '.join(map(repr, unknown))} (classes: {list(classes)})")
+    weights = {str(key): float(value) for key, value in class_weight.items()}
+    if any(not w >= 0 for w in weights.values()):
+        raise ValueError(f"class_weight: weights must be non-negative, however: {class_weight}")
+    return tuple(weights.get(str(label), 1.0) for label in classes)
+
+
 @dataclass
 class Recipe:
     """Everything about how a network is trained, independent of the network and of the driver."""
@@ -131,6 +163,7 @@ class Recipe:
     mixup: MixUpConfig = field(default_factory=MixUpConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
+    class_weight: Optional[tuple[float, ...]] = None  # per class index; see resolve_class_weight
 
     @property
     def effective_weight_decay(self) -> float:
@@ -148,8 +181,12 @@ class Recipe:
         mixup: Optional[dict] = None,
         noise: Optional[dict] = None,
         distillation: Optional[dict] = None,
+        class_weight: ClassWeightArg = None,
+        classes: Optional[Sequence] = None,
+        class_counts: Optional[Sequence[int]] = None,
     ) -> Recipe:
-        """Validate the user-facing options (dicts as in the original API) into a Recipe."""
+        """Validate the user-facing options (dicts as in the original API) into a Recipe; ``class_weight`` is
+        resolved against the data's ``classes`` and training ``class_counts``."""
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), however: label_smoothing={label_smoothing}")
         if weight_decay < 0:
@@ -164,4 +201,5 @@ class Recipe:
             mixup=_from_spec(MixUpConfig, mixup, "mixup"),
             noise=_from_spec(NoiseConfig, noise, "noise"),
             distillation=_from_spec(DistillationConfig, distillation, "distillation", {"lambda_": "lambda"}),
+            class_weight=resolve_class_weight(class_weight, classes, class_counts),
         )

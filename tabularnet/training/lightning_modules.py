@@ -10,8 +10,9 @@ from torch import nn
 
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.nn.layers import Activation, initialize_from_data, needs_data
-from tabularnet.training.calibration import expected_calibration_error, fit_temperature
+from tabularnet.training.calibration import network_logits, temperature_scaling
 from tabularnet.training.config import (
+    ClassWeightArg,
     DistillationSpec,
     MixUpSpec,
     NoiseSpec,
@@ -42,6 +43,11 @@ class TrainingMixin(pl.LightningModule):
         distillation: ``{enabled: bool, lambda: float, temperature: float, consistency: float}``: loss =
             (1 - lambda) CE + lambda T^2 KL(teacher_T || student_T) + consistency * two-view penalty;
             needs teacher logits in the batch.
+        class_weight: per-class weights of the label loss: ``balanced`` (n_samples / (n_classes * count) on the
+            training split), or ``{label: weight}`` keyed by the original labels (others weigh 1); ``null``: none.
+            ``val_loss`` stays the unweighted log loss.
+        classes: the original class labels (linked from the data module in the CLI).
+        class_counts: training rows per class (linked from the data module in the CLI).
         calibrate: after training, fit one temperature T on the validation split (temperature scaling: the
             probabilities become softmax(logits / T)); T is stored in the checkpoint and used by validate, test
             and predict.
@@ -58,12 +64,17 @@ class TrainingMixin(pl.LightningModule):
         mixup: Optional[MixUpSpec] = None,
         noise: Optional[NoiseSpec] = None,
         distillation: Optional[DistillationSpec] = None,
+        class_weight: ClassWeightArg = None,
+        classes: Optional[list] = None,
+        class_counts: Optional[list[int]] = None,
         calibrate: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, however: n_classes={n_classes}")
+        if classes is not None and len(classes) != n_classes:
+            raise ValueError(f"classes has {len(classes)} labels but n_classes={n_classes}")
         self.recipe = Recipe.from_options(
             label_smoothing=label_smoothing,
             weight_decay=weight_decay,
@@ -72,6 +83,9 @@ class TrainingMixin(pl.LightningModule):
             mixup=mixup,
             noise=noise,
             distillation=distillation,
+            class_weight=class_weight,
+            classes=classes,
+            class_counts=class_counts,
         )
         self.net = self.build_net()
         # NOTE: a buffer, so the temperature travels in state_dict (checkpoints, save()) with the weights
@@ -87,6 +101,12 @@ class TrainingMixin(pl.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int) -> dict:
+        # NOTE: our batches are flat dicts of tensors; Lightning's generic collection walk costs more per step
+        if isinstance(batch, dict) and all(isinstance(v, torch.Tensor) for v in batch.values()):
+            return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def build_net(self) -> nn.Module:
         raise NotImplementedError
@@ -113,28 +133,15 @@ class TrainingMixin(pl.LightningModule):
         return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
     # --------------------------------------------------------------- calibration
-    @torch.no_grad()
     def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
         """Uncalibrated logits ``(n, n_classes)`` and labels ``(n,)`` of every batch of ``loader`` (eval mode)."""
-        was_training = self.training
-        self.eval()
-        logits, labels = [], []
-        for batch in loader:
-            logits.append(self.net(batch["x_num"].to(self.device), batch["x_cat"].to(self.device)).float().cpu())
-            labels.append(batch["y"])
-        self.train(was_training)
-        return torch.cat(logits), torch.cat(labels)
+        return network_logits(self.net, loader)
 
     def calibrate_temperature(self, loader) -> dict[str, float]:
         """Fit the temperature on ``loader`` (the validation split); returns T and the ECE before and after."""
-        logits, y = self.split_logits(loader)
-        temperature = fit_temperature(logits, y)
-        self.temperature.fill_(temperature)
-        return {
-            "temperature": temperature,
-            "val_ece_uncalibrated": expected_calibration_error(logits.softmax(-1).numpy(), y.numpy()),
-            "val_ece_calibrated": expected_calibration_error((logits / temperature).softmax(-1).numpy(), y.numpy()),
-        }
+        result = temperature_scaling(*self.split_logits(loader))
+        self.temperature.fill_(result["temperature"])
+        return result
 
     # ------------------------------------------------------------------ training
     def setup(self, stage: str) -> None:

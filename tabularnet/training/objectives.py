@@ -12,6 +12,9 @@ teacher logits :math:`t`, one training step computes:
    its own categories (its dominant partner's). The label loss becomes
    :math:`\lambda\,\mathrm{CE}(s, y) + (1-\lambda)\,\mathrm{CE}(s, y_\pi)`.
 3. **Label loss**: cross-entropy with label smoothing :math:`\epsilon` (targets :math:`(1-\epsilon)\,e_y + \epsilon/K`).
+   With class weights :math:`w` (``class_weight``) it is PyTorch's weighted cross-entropy: each class term is
+   weighted by :math:`w_c` and the batch mean divides by :math:`\sum_b w_{y_b}`; under MixUp each of the two
+   terms is weighted that way.
 4. **Distillation** (``distillation.enabled``), with weight :math:`\lambda_d` and temperature :math:`T`:
    :math:`L = (1-\lambda_d)\,L_{label} + \lambda_d\,T^2\,\mathrm{KL}(\mathrm{softmax}(t/T)\,\|\,\mathrm{softmax}(s/T))`.
    The :math:`T^2` factor keeps the gradient's magnitude independent of :math:`T` (Hinton et al., 2015).
@@ -78,12 +81,29 @@ def mix(x: Tensor, lam: float, perm: Tensor) -> Tensor:
     return x if lam == 1.0 else lam * x + (1.0 - lam) * x[perm.to(x.device)]
 
 
-def label_loss(logits: Tensor, y: Tensor, *, label_smoothing: float = 0.0, lam: float = 1.0, perm=None) -> Tensor:
-    """Cross-entropy with label smoothing, MixUp-weighted over the two labels of each mixed row."""
-    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+def label_loss(
+    logits: Tensor,
+    y: Tensor,
+    *,
+    label_smoothing: float = 0.0,
+    lam: float = 1.0,
+    perm=None,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Cross-entropy with label smoothing and optional per-class ``weight`` (K,), MixUp-weighted over the two
+    labels of each mixed row."""
+    loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
     if lam == 1.0 or perm is None:
         return loss
-    return lam * loss + (1.0 - lam) * F.cross_entropy(logits, y[perm.to(y.device)], label_smoothing=label_smoothing)
+    mixed = F.cross_entropy(logits, y[perm.to(y.device)], weight=weight, label_smoothing=label_smoothing)
+    return lam * loss + (1.0 - lam) * mixed
+
+
+def class_weight_tensor(recipe: Recipe, like: Tensor) -> Tensor | None:
+    """The recipe's class weights as a tensor of ``like``'s dtype and device (``None`` without weights)."""
+    if recipe.class_weight is None:
+        return None
+    return torch.tensor(recipe.class_weight, dtype=like.dtype, device=like.device)
 
 
 def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
@@ -119,7 +139,8 @@ def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationR
         teacher = mix(teacher, lam, perm) if teacher is not None else None
     std = recipe.noise.std if recipe.noise.enabled else 0.0
     logits = net(add_noise(x_num, std, rng), x_cat)
-    loss = label_loss(logits, y, label_smoothing=recipe.label_smoothing, lam=lam, perm=perm)
+    weight = class_weight_tensor(recipe, logits)
+    loss = label_loss(logits, y, label_smoothing=recipe.label_smoothing, lam=lam, perm=perm, weight=weight)
     if distill.enabled:
         kd = distillation_loss(logits, teacher, distill.temperature)
         loss = (1.0 - distill.lambda_) * loss + distill.lambda_ * kd
