@@ -76,13 +76,15 @@ def test_estimator_calibrates_and_saves_the_temperature(table, tmp_path, use_lig
     ).fit(X, y)
     temperature = model.calibration_["temperature"]
     assert temperature > 0 and temperature != 1.0
-    assert float(model.module_.temperature) == pytest.approx(temperature)
+    assert model.temperature_ == pytest.approx(temperature)
     assert set(model.calibration_) == {"temperature", "val_ece_uncalibrated", "val_ece_calibrated"}
     model.save(tmp_path / "model.ckpt")
+    checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    assert float(checkpoint["state_dict"]["temperature"]) == pytest.approx(temperature)  # the CLI module's buffer
     loaded = MLPClassifier.load(tmp_path / "model.ckpt")
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-6)
     # predict_proba is softmax(logits / T): with T reset to 1 the log-odds are T times larger
-    loaded.module_.temperature.fill_(1.0)
+    loaded.temperature_ = 1.0
     uncalibrated = loaded.predict_proba(X)
     log_odds = np.log(model.predict_proba(X)[:, 1] / model.predict_proba(X)[:, 0])
     np.testing.assert_allclose(log_odds, np.log(uncalibrated[:, 1] / uncalibrated[:, 0]) / temperature, atol=1e-4)
