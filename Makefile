@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming clean
+.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming docs report-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check tabularnet tests bench
-	$(BIN)/ruff format --check tabularnet tests bench
+	$(BIN)/ruff check tabularnet tests bench scripts
+	$(BIN)/ruff format --check tabularnet tests bench scripts
 
 check: lint test
 
@@ -45,6 +45,16 @@ bench-accuracy: $(STAMP)
 # not part of `bench`: writes a 1.8 GiB Parquet file under $TMPDIR and trains on it (about 5 minutes on 2 idle cores)
 bench-streaming: $(STAMP)
 	$(BIN)/python bench/streaming.py
+
+# README's configuration reference, regenerated from the constructors' signatures and docstrings
+docs: $(STAMP)
+	$(BIN)/python -m tabularnet.docs --write
+
+# the HTML report rendered in headless Chromium (Debian's package, installed when no Chromium is found)
+report-check: $(STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ] || \
+		(apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python scripts/report_check.py
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
@@ -23,11 +27,20 @@ from tabularnet.data.datamodule import load_checkpoint
 from tabularnet.data.lightning_datamodule import TabularDataModule
 from tabularnet.data.schema import DataError, DataWarning
 from tabularnet.progress import default_progress_bar
+from tabularnet.reporting.summary import print_summary
 from tabularnet.runs import AtomicCheckpointIO, RunLogger, checkpoint_version, last_checkpoint
+from tabularnet.training.calibration import expected_calibration_error
 from tabularnet.training.lightning_modules import TrainingMixin
 
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
+CHECKPOINT_DEFAULTS = {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
+DESCRIPTION = (
+    "Train and use tabular deep-learning models (fit, validate, test, predict). "
+    "`tabularnet report RUN_DIR` writes a self-contained HTML report of a finished run."
+)
+TIMINGS_FILE = "timings.json"
+PREDICTIONS_PATH_HELP = "predict: where to write predictions (.csv or .parquet); default predictions.csv"
 
 
 class TabularCLI(LightningCLI):
@@ -37,14 +50,14 @@ class TabularCLI(LightningCLI):
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True})
+        parser.set_defaults(CHECKPOINT_DEFAULTS)
         # `tabularnet fit --data.dataset NAME` alone trains the MLP with its defaults
         parser.set_defaults({"model": {"class_path": "tabularnet.MLPLightningModule"}})
         parser.add_argument(
             "--predictions_path",
             type=Optional[str],
             default=None,
-            help="predict: where to write predictions (.csv or .parquet); default predictions.csv",
+            help=PREDICTIONS_PATH_HELP,
         )
 
     def _parse_ckpt_path(self) -> None:
@@ -60,7 +73,8 @@ class TabularCLI(LightningCLI):
             self.save_config_callback = None  # ... and leaves no config.yaml behind
         elif trainer_config.get("logger") in (None, True):  # Lightning's default, with crash- and race-safe versions
             version = self._resume_version(root) if self.subcommand == "fit" else None
-            kwargs["logger"] = RunLogger(save_dir=root, version=version)
+            # NOTE: no placeholder hp_metric: after_fit logs the hyperparameters with the real final metrics
+            kwargs["logger"] = RunLogger(save_dir=root, version=version, default_hp_metric=False)
         if trainer_config.get("enable_progress_bar") is not False:
             callbacks = trainer_config.get("callbacks") or []
             callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
@@ -110,30 +124,110 @@ class TabularCLI(LightningCLI):
     def before_fit(self) -> None:
         # cross-fitted teacher logits are cached next to the runs, keyed by data + teacher config
         self.datamodule.default_teacher_cache_dir = str(Path(self.trainer.default_root_dir) / "teacher_cache")
+        if self.model.hparams.get("calibrate") and not self.datamodule.has_split("val"):
+            raise DataError("model.calibrate needs validation data: set data.val_path or data.val_fraction > 0")
+        self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
-        """Evaluate the best checkpoint on validation (and test) data and write ``metrics.json``."""
+        """Calibrate and evaluate the best checkpoint on validation (and test) data, draw the figures, log the
+        hyperparameters with the final metrics, write ``metrics.json`` and print the summary."""
         trainer = self.trainer
         if trainer.interrupted:
             return
+        train_seconds = time.perf_counter() - self._fit_started
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt_path = best or None
         metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
-        for result in trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
-            metrics.update(result)
-        if self.datamodule.has_split("test"):
-            for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
-                metrics.update(result)
+        if best:
+            metrics["best_epoch"] = int(load_checkpoint(best).get("epoch", -1))
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # NOTE: a collective under DDP: every rank asks
+        # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
+        # metrics at the last step too, which is no point of the training curve
+        figures = self._learning_curves(log_dir)
+        if self.model.hparams.get("calibrate"):
+            metrics.update(self._calibrate(best))
+        metrics.update(self._evaluate(best or None))
+        if self.model.hparams.get("calibrate") and self.datamodule.has_split("test"):
+            metrics["test_ece_uncalibrated"] = self._uncalibrated_ece("test")
         metrics.update(self.datamodule.teacher_metrics)
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-        log_dir = trainer.log_dir  # NOTE: a collective under DDP: every rank must ask
+        # NOTE: times go to their own file: metrics.json stays identical for identical runs
+        timings = {
+            "train_seconds": round(train_seconds, 3),
+            "fit_seconds": round(time.perf_counter() - self._fit_started, 3),
+        }
+        if not trainer.fast_dev_run:
+            self._figures(log_dir, figures)
+            self._log_final_hparams({**metrics, **timings})
         if trainer.is_global_zero:
-            out = Path(log_dir or trainer.default_root_dir) / "metrics.json"
+            out = log_dir / "metrics.json"
             atomic.write_text(out, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-            keys = ("val_acc", "test_acc", "test_auroc", "teacher_val_acc", "teacher_test_acc")
-            summary = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
-            print(f"{summary}\nmetrics: {out}\nbest checkpoint: {best or '(none)'}")
-            print(f"curves: tensorboard --logdir {out.parent.parent}")
+            atomic.write_text(log_dir / TIMINGS_FILE, json.dumps(timings, indent=2) + "\n")
+            print_summary({**metrics, **timings})
+            print(f"metrics: {out}\nbest checkpoint: {best or '(none)'}")
+            if isinstance(trainer.logger, TensorBoardLogger):
+                print(f"logs: {log_dir} (TensorBoard event files, figures/, config.yaml)")
+                print(f"curves: tensorboard --logdir {log_dir.parent}")
+            print(f"report: tabularnet report {log_dir}")
+
+    def after_test(self) -> None:
+        """Figures of the test split of the tested checkpoint (``tabularnet test``)."""
+        if not self.trainer.fast_dev_run and self.trainer.logger is not None:
+            self._figures(Path(self.trainer.log_dir), {}, splits=("test",))
+
+    def _calibrate(self, best: str) -> dict:
+        """Fit the temperature of the best weights on the validation split and store it in the best checkpoint."""
+        if best:
+            self.model.load_state_dict(load_checkpoint(best)["state_dict"])
+        result = self.model.calibrate_temperature(self.datamodule.unsharded_loader("val"))
+        if best and self.trainer.is_global_zero:
+            checkpoint = load_checkpoint(best)
+            checkpoint["state_dict"]["temperature"] = torch.tensor(result["temperature"])
+            atomic.torch_save(checkpoint, best)
+        self.trainer.strategy.barrier()
+        return result
+
+    def _uncalibrated_ece(self, split: str) -> float:
+        from tabularnet.reporting.run import split_probabilities
+
+        y, _, uncalibrated = split_probabilities(self.model, self.datamodule, split)
+        return expected_calibration_error(uncalibrated, y)
+
+    def _evaluate(self, ckpt_path: str | None) -> dict:
+        trainer, results = self.trainer, {}
+        for result in trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
+            results.update(result)
+        if self.datamodule.has_split("test"):
+            for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
+                results.update(result)
+        return results
+
+    def _learning_curves(self, log_dir: Path) -> dict:
+        if self.trainer.fast_dev_run or not self.trainer.is_global_zero:
+            return {}
+        from tabularnet.reporting import run  # matplotlib only when figures are drawn
+
+        return run.learning_curves(log_dir, self.datamodule.teacher_metrics)
+
+    def _figures(self, log_dir: Path, figures: dict, splits: tuple[str, ...] = ("val", "test")) -> None:
+        """Add the evaluation figures of ``splits`` to ``figures``; save them and log them to TensorBoard."""
+        if not self.trainer.is_global_zero:
+            return
+        from tabularnet.reporting import run
+
+        figures = {**figures, **run.evaluation_figures(self.model, self.datamodule, splits)}
+        logger = self.trainer.logger
+        experiment = logger.experiment if isinstance(logger, TensorBoardLogger) else None
+        run.save_figures(figures, log_dir, experiment, step=self.trainer.global_step)
+
+    def _log_final_hparams(self, metrics: dict) -> None:
+        """The HParams tab: the run's hyperparameters with its final metrics (as ``hp/<metric>``)."""
+        logger = self.trainer.logger
+        if logger is None:
+            return
+        params = {**self.datamodule.hparams_initial, **self.model.hparams_initial}
+        final = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "epochs"}
+        logger.log_hyperparams(params, metrics=final, step=self.trainer.global_step)
+        logger.finalize("success")
 
 
 def _option_value(args: list[str], name: str) -> str | None:
@@ -196,30 +290,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``tabularnet``; ``args`` defaults to ``sys.argv[1:]``."""
+    args = list(sys.argv[1:] if args is None else args)
+    if args and args[0] == "report":  # not a Lightning subcommand: no model, data or trainer
+        from tabularnet.reporting.report import report_main
+
+        with _user_errors():
+            report_main(args[1:])
+        return
     build_cli(args)
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Errors users cause (bad files, columns, options) end the command with one line and exit status 2."""
+    try:
+        yield
+    except (DataError, ValueError) as err:
+        if os.environ.get("TABULARNET_DEBUG"):
+            raise
+        print(f"tabularnet: error: {_error_line(err)}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
     quiet_lightning()
     args = list(sys.argv[1:] if args is None else args)
-    try:
-        with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder, warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return TabularCLI(
-                TrainingMixin,
-                TabularDataModule,
-                subclass_mode_model=True,
-                save_config_kwargs={"overwrite": True},
-                auto_configure_optimizers=False,
-                args=_with_checkpoint_config(args, folder),
-                run=run,
-            )
-    except (DataError, ValueError) as err:
-        if os.environ.get("TABULARNET_DEBUG"):
-            raise
-        print(f"tabularnet: error: {_error_line(err)}", file=sys.stderr)
-        raise SystemExit(2) from None
+    with _user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder, warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return TabularCLI(
+            TrainingMixin,
+            TabularDataModule,
+            subclass_mode_model=True,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            parser_kwargs={"description": DESCRIPTION},
+            args=_with_checkpoint_config(args, folder),
+            run=run,
+        )
 
 
 if __name__ == "__main__":

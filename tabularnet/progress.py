@@ -3,6 +3,7 @@
 Lightning's bars redraw and re-collect the logged metrics (one ``.item()`` each) after every training batch. A
 tabular step takes about a millisecond, so that bookkeeping cost a third of the epoch; time-based throttling keeps
 the display live (10 redraws a second by default) at a negligible cost. The last batch of an epoch is always drawn.
+The bar shows only the numbers worth watching while training; all of them are in TensorBoard.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
+
+SHOWN_METRICS = ("train_loss", "val_loss", "val_acc", "val_auroc")
 
 
 class _Throttled:
@@ -29,6 +32,10 @@ class _Throttled:
         if now - self._last_draw >= self._interval or (isinstance(total, int) and batch_idx + 1 >= total):
             self._last_draw = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        return {k: v for k, v in metrics.items() if k in SHOWN_METRICS}
 
 
 class ThrottledRichProgressBar(_Throttled, RichProgressBar):
@@ -50,4 +57,4 @@ class ThrottledTQDMProgressBar(_Throttled, TQDMProgressBar):
 def default_progress_bar(refresh_per_second: float = 10.0):
     """The bar Lightning would pick (Rich if installed), throttled."""
     cls = ThrottledRichProgressBar if _RICH_AVAILABLE else ThrottledTQDMProgressBar
-    return cls(refresh_per_second=refresh_per_second)
+    return cls(refresh_per_second=refresh_per_second, leave=True)  # a finished bar per epoch: a compact log

@@ -400,6 +400,16 @@ class TabularData:
         """Whether ``split`` has data, streamed or in memory."""
         return split in self._streams() or self.split_tensors(split) is not None
 
+    def unsharded_loader(self, split: str):
+        """Every row of ``split`` in ``eval_batch_size`` batches, on every rank (for calibration and figures);
+        ``None`` when the split has no data."""
+        if split in self._streams():
+            return self._streaming_loader(split, train=False)
+        tensors = self.split_tensors(split)
+        if tensors is None:
+            return None
+        return TensorBatchLoader(tensors, batch_size=self.hparams.eval_batch_size, shard=False)
+
     def training_numeric_inputs(self, max_streamed_rows: int = 100_000) -> torch.Tensor:
         """``x_num`` of the training split, for data-dependent initialisation (PLE bin edges); when the training
         file streams, of a uniform sample of at most ``max_streamed_rows`` of its training rows."""

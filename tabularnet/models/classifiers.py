@@ -28,6 +28,7 @@ from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.teacher import as_logits
 from tabularnet.nn import MLP, FTTransformer
+from tabularnet.training.calibration import network_logits, temperature_scaling
 from tabularnet.training.config import Recipe
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
@@ -172,7 +173,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             val=val,
             teacher_logits=logits,
             target=TARGET,
-            val_fraction=training["validation_split"] if stop.enabled and val is None else 0.0,
+            val_fraction=training["validation_split"] if (stop.enabled or self.calibrate) and val is None else 0.0,
             batch_size=training["batch_size"],
             eval_batch_size=training["eval_batch_size"],
             seed=self.random_seed,
@@ -198,6 +199,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             val_loader = dm.val_dataloader()
             trainer.fit(net, dm.train_dataloader(), val_loader or None)
             self.history_ = trainer.history
+        self.temperature_ = 1.0
+        if self.calibrate:
+            self.calibration_ = temperature_scaling(*network_logits(net, dm.val_dataloader()))
+            self.temperature_ = self.calibration_["temperature"]
         self.net_, self.hparams_ = net.eval(), hparams
         self.preprocessing_ = dm.preprocessor.state_dict()
         self.classes_ = np.asarray(dm.classes)
@@ -217,10 +222,12 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         import lightning.pytorch as pl
 
         quiet_lightning(self.verbose)
-        callbacks, monitor = [], stop.monitor if stop.enabled else None
+        from tabularnet.progress import default_progress_bar
+
+        callbacks, monitor = [default_progress_bar()] if self.verbose else [], stop.monitor if stop.enabled else None
         with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
             if stop.enabled:
-                callbacks = [
+                callbacks += [
                     pl.callbacks.EarlyStopping(
                         monitor=monitor, mode=stop.mode, patience=stop.patience, min_delta=stop.min_delta
                     ),
@@ -257,7 +264,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         loader = TensorBatchLoader(tensors, batch_size=self._training()["eval_batch_size"], shard=False)
         net = self.net_.eval()
         with torch.no_grad():
-            probs = [net(b["x_num"], b["x_cat"]).float().softmax(-1) for b in loader]
+            probs = [(net(b["x_num"], b["x_cat"]).float() / self.temperature_).softmax(-1) for b in loader]
         return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
 
     def predict(self, X) -> np.ndarray:
@@ -271,7 +278,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "net_")
         hparams = {**self.hparams_, "_class_path": f"tabularnet.{self.module_name}"}
         checkpoint = {  # the layout of a `tabularnet fit` checkpoint: the module's state_dict holds "net.*"
-            "state_dict": {f"net.{k}": v for k, v in self.net_.state_dict().items()},
+            "state_dict": {
+                **{f"net.{k}": v for k, v in self.net_.state_dict().items()},
+                "temperature": torch.tensor(float(self.temperature_)),  # the LightningModule's buffer
+            },
             "hyper_parameters": hparams,
             DATAMODULE_KEY: {"preprocessing": self.preprocessing_},
             "datamodule_hyper_parameters": {
@@ -306,6 +316,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             reason = str(err).splitlines()[0]
             raise DataError(f"{path}: the weights do not fit a {cls.module_name} ({reason})") from None
         estimator.net_, estimator.hparams_ = net.eval(), hparams
+        estimator.temperature_ = float(checkpoint["state_dict"].get("temperature", 1.0))
         estimator.preprocessing_ = checkpoint[DATAMODULE_KEY]["preprocessing"]
         estimator.classes_ = np.asarray(estimator.preprocessing_["classes"])
         schema = estimator.preprocessing_["schema"]
@@ -364,6 +375,9 @@ class MLPClassifier(_TabularClassifier):
         min_frequency: categories seen fewer times in training share the unknown-category embedding.
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
             'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096}``.
+        calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
+            ``training.validation_split`` of X); ``predict_proba`` returns softmax(logits / T), ``calibration_``
+            holds T and the validation ECE before and after.
         random_seed: seeds weights, batch order, dropout and augmentations.
         use_lightning: train with Lightning's Trainer instead of the plain PyTorch loop (same result).
         verbose: show progress.
@@ -391,6 +405,7 @@ class MLPClassifier(_TabularClassifier):
         max_categories=100,
         min_frequency=1,
         training=None,
+        calibrate=False,
         random_seed=42,
         use_lightning=False,
         verbose=False,
@@ -408,8 +423,8 @@ class TransformerClassifier(_TabularClassifier):
         dropout: dropout in attention, feed-forward and residual branches.
         activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
         weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, class_weight, na_values,
-        high_cardinality, max_categories, min_frequency, training, random_seed, use_lightning, verbose: as in
-        :class:`MLPClassifier`.
+        high_cardinality, max_categories, min_frequency, training, calibrate, random_seed, use_lightning, verbose:
+        as in :class:`MLPClassifier`.
     """
 
     network_class, module_name = FTTransformer, "TransformerLightningModule"
@@ -435,6 +450,7 @@ class TransformerClassifier(_TabularClassifier):
         max_categories=100,
         min_frequency=1,
         training=None,
+        calibrate=False,
         random_seed=42,
         use_lightning=False,
         verbose=False,

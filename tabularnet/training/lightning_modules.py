@@ -10,6 +10,7 @@ from torch import nn
 
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.nn.layers import Activation, initialize_from_data, needs_data
+from tabularnet.training.calibration import network_logits, temperature_scaling
 from tabularnet.training.config import (
     ClassWeightArg,
     DistillationSpec,
@@ -47,6 +48,9 @@ class TrainingMixin(pl.LightningModule):
             ``val_loss`` stays the unweighted log loss.
         classes: the original class labels (linked from the data module in the CLI).
         class_counts: training rows per class (linked from the data module in the CLI).
+        calibrate: after training, fit one temperature T on the validation split (temperature scaling: the
+            probabilities become softmax(logits / T)); T is stored in the checkpoint and used by validate, test
+            and predict.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class TrainingMixin(pl.LightningModule):
         class_weight: ClassWeightArg = None,
         classes: Optional[list] = None,
         class_counts: Optional[list[int]] = None,
+        calibrate: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -83,6 +88,8 @@ class TrainingMixin(pl.LightningModule):
             class_counts=class_counts,
         )
         self.net = self.build_net()
+        # NOTE: a buffer, so the temperature travels in state_dict (checkpoints, save()) with the weights
+        self.register_buffer("temperature", torch.ones(()))
         self.val_metrics = classification_metrics(n_classes, "val_")
         self.test_metrics = classification_metrics(n_classes, "test_")
         self.rng = AugmentationRNG(0)
@@ -115,6 +122,26 @@ class TrainingMixin(pl.LightningModule):
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.net(x_num, x_cat)
+
+    def calibrated_logits(self, batch: dict) -> torch.Tensor:
+        """``(B, n_classes)`` logits divided by the fitted temperature (1 until :meth:`calibrate_temperature`)."""
+        return self.net(batch["x_num"], batch["x_cat"]).float() / self.temperature
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        # checkpoints written before calibration existed have no temperature: they are uncalibrated (T = 1)
+        state_dict = {"temperature": torch.ones(()), **state_dict}
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    # --------------------------------------------------------------- calibration
+    def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uncalibrated logits ``(n, n_classes)`` and labels ``(n,)`` of every batch of ``loader`` (eval mode)."""
+        return network_logits(self.net, loader)
+
+    def calibrate_temperature(self, loader) -> dict[str, float]:
+        """Fit the temperature on ``loader`` (the validation split); returns T and the ECE before and after."""
+        result = temperature_scaling(*self.split_logits(loader))
+        self.temperature.fill_(result["temperature"])
+        return result
 
     # ------------------------------------------------------------------ training
     def setup(self, stage: str) -> None:
@@ -157,6 +184,9 @@ class TrainingMixin(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log("train_loss", self._loss_sum / max(self._loss_rows, 1), prog_bar=True, sync_dist=True)
+        optimizers = self.trainer.optimizers
+        if optimizers:  # the learning rate at the end of the epoch (the schedule steps per batch)
+            self.log("lr", float(optimizers[0].param_groups[0]["lr"]), sync_dist=False)
 
     def configure_optimizers(self):
         optimizer = make_optimizer(self.net, self.recipe)
@@ -165,10 +195,10 @@ class TrainingMixin(pl.LightningModule):
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict, metrics, prefix: str) -> None:
-        logits = self.net(batch["x_num"], batch["x_cat"])
+        logits = self.calibrated_logits(batch)
         loss = evaluation_loss(logits, batch["y"])
         self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
-        metrics.update(logits.float().softmax(-1), batch["y"])
+        metrics.update(logits.softmax(-1), batch["y"])
         self.log_dict(metrics, prog_bar=prefix == "val_")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -178,8 +208,8 @@ class TrainingMixin(pl.LightningModule):
         self._evaluate(batch, self.test_metrics, "test_")
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """Class probabilities, ``(B, n_classes)``."""
-        return self.net(batch["x_num"], batch["x_cat"]).float().softmax(-1)
+        """Class probabilities, ``(B, n_classes)`` (calibrated when a temperature was fitted)."""
+        return self.calibrated_logits(batch).softmax(-1)
 
 
 class MLPLightningModule(TrainingMixin):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.config import Recipe
 from tabularnet.training.objectives import evaluation_loss, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
+from tabularnet.training.progress import EpochProgress
 
 
 @dataclass
@@ -54,7 +54,8 @@ class TorchTrainer:
         early_stopping: early-stopping settings (needs validation data).
         gradient_clip_val: clip the global gradient norm to this value (``None``: no clipping).
         device: where to train (``"cpu"``, ``"cuda"``...).
-        progress: print one line per epoch to stderr.
+        progress: show progress: Rich bars (epochs, batches) when Rich is installed, else one line per epoch on
+            stderr.
     """
 
     def __init__(
@@ -91,41 +92,50 @@ class TorchTrainer:
         scheduler = make_scheduler(optimizer, self.recipe, self.max_epochs * len(train_loader))
         rng = seed_training(self.seed)
         best, best_state, waited = math.inf if stop.mode == "min" else -math.inf, None, 0
-        for epoch in range(self.max_epochs):
-            start = time.perf_counter()
-            net.train()
-            if hasattr(train_loader, "set_epoch"):
-                train_loader.set_epoch(epoch)
-            total, count = torch.zeros((), device=self.device), 0
-            for batch in train_loader:
-                batch = self._to_device(batch)
-                loss = training_loss(net, batch, self.recipe, rng).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.gradient_clip_val:
-                    nn.utils.clip_grad_norm_(net.parameters(), self.gradient_clip_val)
-                optimizer.step()
-                scheduler.step()
-                total += loss.detach() * len(batch["y"])
-                count += len(batch["y"])
-            self.history.train_loss.append(float(total) / max(count, 1))
-            if val_loader:
-                val_loss, val_acc = self.evaluate(net, val_loader)
-                self.history.val_loss.append(val_loss)
-                self.history.val_acc.append(val_acc)
-            self._report(epoch, time.perf_counter() - start)
-            if stop.enabled:
-                value = self.history.val_loss[-1] if stop.monitor == "val_loss" else self.history.val_acc[-1]
-                if stop.improved(value, best):
-                    best, waited, self.history.best_epoch = value, 0, epoch
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    waited += 1
-                    if waited >= stop.patience:
-                        break
+        with EpochProgress(self.max_epochs, enabled=self.progress) as progress:
+            for epoch in range(self.max_epochs):
+                start = time.perf_counter()
+                self.history.train_loss.append(
+                    self._train_epoch(net, train_loader, epoch, optimizer, scheduler, rng, progress)
+                )
+                if val_loader:
+                    val_loss, val_acc = self.evaluate(net, val_loader)
+                    self.history.val_loss.append(val_loss)
+                    self.history.val_acc.append(val_acc)
+                progress.end_epoch(self._epoch_line(epoch, time.perf_counter() - start))
+                if stop.enabled:
+                    value = self.history.val_loss[-1] if stop.monitor == "val_loss" else self.history.val_acc[-1]
+                    if stop.improved(value, best):
+                        best, waited, self.history.best_epoch = value, 0, epoch
+                        best_state = copy.deepcopy(net.state_dict())
+                    else:
+                        waited += 1
+                        if waited >= stop.patience:
+                            break
         if best_state is not None:
             net.load_state_dict(best_state)
         return net
+
+    def _train_epoch(self, net, loader, epoch, optimizer, scheduler, rng, progress: EpochProgress) -> float:
+        """One pass over ``loader``; the mean training loss per row."""
+        net.train()
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        progress.start_epoch(len(loader))
+        total, count = torch.zeros((), device=self.device), 0
+        for batch in loader:
+            batch = self._to_device(batch)
+            loss = training_loss(net, batch, self.recipe, rng).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.gradient_clip_val:
+                nn.utils.clip_grad_norm_(net.parameters(), self.gradient_clip_val)
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach() * len(batch["y"])
+            count += len(batch["y"])
+            progress.advance()
+        return float(total) / max(count, 1)
 
     @torch.no_grad()
     def evaluate(self, net: nn.Module, loader: Iterable) -> tuple[float, float]:
@@ -140,11 +150,9 @@ class TorchTrainer:
             count += len(batch["y"])
         return loss_sum / max(count, 1), correct / max(count, 1)
 
-    def _report(self, epoch: int, seconds: float) -> None:
-        if not self.progress:
-            return
+    def _epoch_line(self, epoch: int, seconds: float) -> str:
         h = self.history
         line = f"epoch {epoch + 1}/{self.max_epochs}  train_loss {h.train_loss[-1]:.4f}"
         if h.val_loss:
             line += f"  val_loss {h.val_loss[-1]:.4f}  val_acc {h.val_acc[-1]:.4f}"
-        print(f"{line}  ({seconds:.1f}s)", file=sys.stderr)
+        return f"{line}  ({seconds:.1f}s)"

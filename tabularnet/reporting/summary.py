@@ -1,0 +1,56 @@
+"""The table printed at the end of ``tabularnet fit``: metrics of the best checkpoint, the teacher's, the time."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+METRIC_NAMES = ("acc", "auroc", "logloss", "f1_macro", "ece")
+COLUMNS = (
+    ("val_", "validation"),
+    ("test_", "test"),
+    ("teacher_val_", "teacher val"),
+    ("teacher_test_", "teacher test"),
+)
+
+
+def summary_table(metrics: dict) -> Table:
+    """Rows: metrics; columns: validation, test and (when distilling) the teacher's validation and test."""
+    columns = [(prefix, title) for prefix, title in COLUMNS if any(prefix + m in metrics for m in METRIC_NAMES)]
+    table = Table(title="best checkpoint", title_justify="left")
+    table.add_column("metric")
+    for _, title in columns:
+        table.add_column(title, justify="right")
+    for name in METRIC_NAMES:
+        if any(prefix + name in metrics for prefix, _ in columns):
+            cells = [f"{metrics[prefix + name]:.4f}" if prefix + name in metrics else "" for prefix, _ in columns]
+            table.add_row(name, *cells)
+    return table
+
+
+def run_facts(metrics: dict) -> list[str]:
+    """One line per fact about the run: best epoch, calibration, training time."""
+    facts = []
+    if "best_epoch" in metrics:
+        facts.append(f"best epoch: {metrics['best_epoch']} (of {metrics.get('epochs', '?')} trained, from 0)")
+    if "temperature" in metrics:
+        facts.append(
+            f"calibration: temperature {metrics['temperature']:.4f}, validation ECE "
+            f"{metrics['val_ece_uncalibrated']:.4f} -> {metrics['val_ece_calibrated']:.4f}"
+            + (
+                f", test ECE {metrics['test_ece_uncalibrated']:.4f} -> {metrics['test_ece']:.4f}"
+                if "test_ece_uncalibrated" in metrics and "test_ece" in metrics
+                else ""
+            )
+        )
+    if "fit_seconds" in metrics:
+        facts.append(f"time: {metrics['fit_seconds']:.1f} s (training {metrics.get('train_seconds', 0):.1f} s)")
+    return facts
+
+
+def print_summary(metrics: dict, console: Console | None = None) -> None:
+    """Print :func:`summary_table` and :func:`run_facts`."""
+    console = console or Console(highlight=False)
+    console.print(summary_table(metrics))
+    for line in run_facts(metrics):
+        console.print(line)

@@ -1,0 +1,96 @@
+"""Calibration: the expected calibration error and temperature scaling (Guo et al., 2017), as pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ReliabilityBins:
+    """Top-label confidence histogram: per bin the mean confidence, the accuracy and the number of rows."""
+
+    edges: np.ndarray  # (n_bins + 1,)
+    confidence: np.ndarray  # (n_bins,), NaN where the bin is empty
+    accuracy: np.ndarray  # (n_bins,), NaN where the bin is empty
+    count: np.ndarray  # (n_bins,)
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error: sum over bins of (rows share) * |accuracy - confidence|."""
+        filled = self.count > 0
+        weights = self.count[filled] / max(self.count.sum(), 1)
+        return float(np.sum(weights * np.abs(self.accuracy[filled] - self.confidence[filled])))
+
+
+def reliability_bins(probs, y, n_bins: int = 15) -> ReliabilityBins:
+    """Bin rows by their top-label confidence into ``n_bins`` equal-width bins of (0, 1].
+
+    Args:
+        probs: class probabilities, ``(n_rows, n_classes)``.
+        y: true class indices, ``(n_rows,)``.
+        n_bins: number of equal-width confidence bins.
+    """
+    probs, y = np.asarray(probs, dtype=np.float64), np.asarray(y)
+    confidence, correct = probs.max(1), (probs.argmax(1) == y).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # right-closed bins (lo, hi], as torchmetrics' MulticlassCalibrationError; confidence 0 falls in the first
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    count = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, confidence, minlength=n_bins) / count
+        accuracy = np.bincount(index, correct, minlength=n_bins) / count
+    return ReliabilityBins(edges, mean_confidence, accuracy, count)
+
+
+def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
+    """ECE of the top-label confidence over ``n_bins`` equal-width bins (0 for a perfectly calibrated model)."""
+    return reliability_bins(probs, y, n_bins).ece
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 100) -> float:
+    """The temperature T > 0 that minimises the negative log-likelihood of ``softmax(logits / T)``.
+
+    Optimised over log T with L-BFGS, so T stays positive. ``logits``: ``(n_rows, n_classes)``; ``y``: class
+    indices. Returns 1.0 for empty inputs.
+    """
+    if len(y) == 0:
+        return 1.0
+    logits, y = logits.detach().double(), y.detach().long()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.detach().exp())
+
+
+@torch.no_grad()
+def network_logits(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(n, n_classes)`` (float, on the CPU) and labels ``(n,)`` of ``net`` over every batch of ``loader``,
+    in eval mode (the network's mode is restored afterwards)."""
+    was_training, device = net.training, next(net.parameters()).device
+    net.eval()
+    logits, labels = [], []
+    for batch in loader:
+        logits.append(net(batch["x_num"].to(device), batch["x_cat"].to(device)).float().cpu())
+        labels.append(batch["y"])
+    net.train(was_training)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def temperature_scaling(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The fitted temperature and the ECE of ``logits`` before and after dividing by it (validation split)."""
+    temperature = fit_temperature(logits, y)
+    return {
+        "temperature": temperature,
+        "val_ece_uncalibrated": expected_calibration_error(logits.softmax(-1).numpy(), y.numpy()),
+        "val_ece_calibrated": expected_calibration_error((logits / temperature).softmax(-1).numpy(), y.numpy()),
+    }
