@@ -309,6 +309,7 @@ def test_cli_fit_streaming_then_predict_from_checkpoint(frame, parquet_path, tmp
             "--data.test_fraction=0.1",
             "--data.shuffle_buffer=128",
             "--data.batch_size=32",
+            "--model.calibrate=true",  # the temperature is fitted on the streamed validation rows
             "--trainer.max_epochs=1",
             "--trainer.enable_progress_bar=false",
             f"--trainer.default_root_dir={tmp_path}",
@@ -317,7 +318,8 @@ def test_cli_fit_streaming_then_predict_from_checkpoint(frame, parquet_path, tmp
     )
     run = tmp_path / "lightning_logs" / "version_0"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 0 <= metrics["val_acc"] <= 1 and 0 <= metrics["test_acc"] <= 1
+    assert 0 <= metrics["val_acc"] <= 1 and 0 <= metrics["test_acc"] <= 1 and metrics["temperature"] > 0
+    assert (run / "figures").is_dir()  # confusion matrix, ROC, reliability of the streamed splits
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["datamodule_hyper_parameters"]["streaming"] is True
 
