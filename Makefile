@@ -38,6 +38,7 @@ bench: bench-speed bench-accuracy
 
 bench-speed: $(STAMP)
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/startup.py
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py

@@ -81,12 +81,16 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ atomic saves
+PAYLOAD = torch.arange(4_000_000, dtype=torch.float32)  # 16 MB, built before forking
+
+
 def _save_forever(path: str, ready) -> None:
+    # NOTE: no tensor math in the forked child: OpenMP's thread pool does not survive fork() and would hang
     io = AtomicCheckpointIO()
     step = 0
     while True:
         step += 1
-        io.save_checkpoint({"step": step, "weights": torch.full((4_000_000,), float(step))}, path)  # 16 MB
+        io.save_checkpoint({"step": step, "step_tensor": torch.tensor([step]), "weights": PAYLOAD}, path)
         ready.set()
 
 
@@ -99,14 +103,17 @@ def test_checkpoints_survive_sigkill_during_saves(tmp_path):
     interrupted_saves, steps = 0, []
     for _ in range(25):
         ready = context.Event()
-        process = context.Process(target=_save_forever, args=(str(path), ready))
+        process = context.Process(target=_save_forever, args=(str(path), ready), daemon=True)
         process.start()
-        assert ready.wait(60)
-        time.sleep(rng.uniform(0.0, 0.15))
-        os.kill(process.pid, signal.SIGKILL)
-        process.join()
+        try:
+            assert ready.wait(60), "the saving process did not start"
+            time.sleep(rng.uniform(0.0, 0.15))
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
         checkpoint = torch.load(path, weights_only=True)
-        assert torch.equal(checkpoint["weights"], torch.full((4_000_000,), float(checkpoint["step"])))
+        assert checkpoint["step_tensor"].item() == checkpoint["step"]
+        assert torch.equal(checkpoint["weights"], PAYLOAD)
         steps.append(checkpoint["step"])
         interrupted_saves += bool(list(tmp_path.glob(".last.ckpt.*.tmp*")))
     assert interrupted_saves >= 3, "the kills never interrupted a save; the test proves nothing"
