@@ -47,3 +47,21 @@ def table_files(tmp_path_factory) -> dict[str, Path]:
 
 def requires_shared_datasets():
     return pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../shared/datasets not present")
+
+
+def fit_cli_checkpoint(train_path: Path, root: Path) -> Path:
+    """One epoch of a tiny MLP through ``tabularnet fit`` (in this process); the run's last.ckpt."""
+    from tabularnet.cli import main
+
+    main(
+        [
+            "fit",
+            "--model=tabularnet.MLPLightningModule",
+            "--model.hidden_dims=[8]",
+            f"--data.train_path={train_path}",
+            "--trainer.max_epochs=1",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={root}",
+        ]
+    )
+    return root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SHARED_DATASETS, make_table, requires_shared_datasets
+from conftest import SHARED_DATASETS, fit_cli_checkpoint, make_table, requires_shared_datasets
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -138,18 +138,7 @@ def test_save_load_and_cli_share_one_artifact(xy, tmp_path, table_files):
 
 
 def test_load_reads_a_cli_checkpoint(table_files, tmp_path):
-    main(
-        [
-            "fit",
-            "--model=tabularnet.MLPLightningModule",
-            "--model.hidden_dims=[8]",
-            f"--data.train_path={table_files['train']}",
-            "--trainer.max_epochs=1",
-            "--trainer.enable_progress_bar=false",
-            f"--trainer.default_root_dir={tmp_path}",
-        ]
-    )
-    model = MLPClassifier.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    model = MLPClassifier.load(fit_cli_checkpoint(table_files["train"], tmp_path))
     frame = pd.read_csv(table_files["predict"])
     assert model.predict_proba(frame).shape == (len(frame), 2)
     assert model.hidden_dims == [8]

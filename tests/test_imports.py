@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from tabularnet.cli import main
+from conftest import fit_cli_checkpoint
 
 
 def run_python(code: str) -> dict:
@@ -29,18 +29,7 @@ def test_import_tabularnet_imports_nothing_heavy():
 
 def test_plain_pytorch_training_and_prediction_never_import_lightning(table_files, tmp_path):
     # a checkpoint written by `tabularnet fit` (in this process, which has Lightning) ...
-    main(
-        [
-            "fit",
-            "--model=tabularnet.MLPLightningModule",
-            "--model.hidden_dims=[8]",
-            f"--data.train_path={table_files['train']}",
-            "--trainer.max_epochs=1",
-            "--trainer.enable_progress_bar=false",
-            f"--trainer.default_root_dir={tmp_path}",
-        ]
-    )
-    ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = fit_cli_checkpoint(table_files["train"], tmp_path)
     # ... and a fresh process that trains, saves, loads and predicts without it
     report = run_python(
         f"""
