@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming docs report-check clean
+.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming bench-peers docs report-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,21 @@ bench-accuracy: $(STAMP)
 # not part of `bench`: writes a 1.8 GiB Parquet file under $TMPDIR and trains on it (about 5 minutes on 2 idle cores)
 bench-streaming: $(STAMP)
 	$(BIN)/python bench/streaming.py
+
+# not part of `bench`: tabularnet beside pytorch_tabular 1.2.0 (in its own venv, torch pinned first) on Adult
+# (a few minutes on 2 idle cores). pytorch_tabular 1.2.0 imports `requests` without declaring it.
+PEERS_VENV ?= bench/.peers-venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP):
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(PEERS_VENV)/bin/python -m pip install -q pytorch_tabular==1.2.0 requests
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python bench/peers.py --peer-python $(PEERS_VENV)/bin/python
 
 # README's configuration reference, regenerated from the constructors' signatures and docstrings
 docs: $(STAMP)
