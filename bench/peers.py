@@ -247,7 +247,9 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model, epochs in (("mlp", args.mlp_epochs), ("ft_transformer", args.ft_epochs)):
-            results[model] = {side: measure(side, model, epochs, args.peer_python, Path(tmp)) for side in ("ours", "peer")}
+            results[model] = {
+                side: measure(side, model, epochs, args.peer_python, Path(tmp)) for side in ("ours", "peer")
+            }
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
