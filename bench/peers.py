@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--mlp-epochs", type=int, default=10)
-    parser.add_argument("--ft-epochs", type=int, default=3)
+    parser.add_argument("--ft-epochs", type=int, default=5)
     parser.add_argument("--peer-python", default=str(ROOT / "bench" / ".peers-venv" / "bin" / "python"))
     args = parser.parse_args()
     if args.side == "peer":
