@@ -162,11 +162,11 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def _child(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
-    """Run ``cmd``; (wall seconds, peak RSS MB of that process)."""
+def _child(cmd: list[str], env: dict, log: Path, cwd: Path) -> tuple[float, float]:
+    """Run ``cmd`` in ``cwd``; (wall seconds, peak RSS MB of that process)."""
     started = time.perf_counter()
     with open(log, "w") as sink:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
@@ -191,7 +191,8 @@ def measure(side: str, model: str, epochs: int, peer_python: str, tmp: Path) -> 
         cmd = [str(peer_python), str(Path(__file__).resolve()), "--side", "peer", "--model", model]
         cmd += ["--epochs", str(epochs), "--out", str(out)]
     print(f"peers: {model} / {side}: {epochs} epochs ...", flush=True)
-    wall, rss = _child(cmd, env, tmp / f"{model}-{side}.log")
+    # NOTE: pytorch_tabular writes .pt_tmp/ and lightning_logs/ into its working directory: a scratch one
+    wall, rss = _child(cmd, env, tmp / f"{model}-{side}.log", ROOT if side == "ours" else tmp)
     epoch_seconds = json.loads(times.read_text())
     if side == "ours":
         run_dir = next(root.glob("lightning_logs/version_*"))
