@@ -188,7 +188,7 @@ def measure(side: str, model: str, epochs: int, peer_python: str, tmp: Path) -> 
         ]  # fmt: skip
     else:
         out = tmp / f"{model}-peer.json"
-        cmd = [str(peer_python), str(Path(__file__).resolve()), "--side", "peer", "--model", model]
+        cmd = [os.path.abspath(peer_python), str(Path(__file__).resolve()), "--side", "peer", "--model", model]
         cmd += ["--epochs", str(epochs), "--out", str(out)]
     print(f"peers: {model} / {side}: {epochs} epochs ...", flush=True)
     # NOTE: pytorch_tabular writes .pt_tmp/ and lightning_logs/ into its working directory: a scratch one
