@@ -147,11 +147,32 @@ def test_no_weight_decay_on_biases_norms_and_embeddings():
     assert isinstance(optimizer, torch.optim.Adam) and not isinstance(optimizer, torch.optim.AdamW)
 
 
+def test_fused_optimizer_by_default_and_same_update_as_the_loop():
+    from tabularnet.nn import MLP
+
+    def trained(fused):
+        torch.manual_seed(0)
+        net = MLP(n_num_features=3, cat_cardinalities=[4], d_out=2, hidden_dims=[8])
+        optimizer = make_optimizer(net, Recipe.from_options(weight_decay=0.1, optimizer={"fused": fused}))
+        x, c, y = torch.randn(32, 3), torch.randint(0, 4, (32, 1)), torch.randint(0, 2, (32,))
+        for _ in range(5):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(x, c), y).backward()
+            optimizer.step()
+        return optimizer, torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    auto, auto_weights = trained(None)
+    loop, loop_weights = trained(False)
+    assert auto.defaults["fused"] is True and not loop.defaults["fused"]
+    torch.testing.assert_close(auto_weights, loop_weights, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"optimizer": {"name": "SGD"}}, "optimizer: name must be"),
         ({"optimizer": {"lrr": 1}}, "optimizer: unknown key"),
+        ({"optimizer": {"fused": "yes"}}, "optimizer: fused must be"),
         ({"distillation": {"lambda": 2}}, "distillation: lambda must be in"),
         ({"scheduler": {"name": "cosine", "warmup_proportion": 1.5}}, "warmup_proportion"),
         ({"label_smoothing": 1.0}, "label_smoothing"),

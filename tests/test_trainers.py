@@ -39,8 +39,7 @@ def make_module(cls, kwargs, dm: TabularDataModule, seed: int, class_weight=None
         classes=dm.classes,
         class_counts=dm.class_counts,
         class_weight=class_weight,
-        **kwargs,
-        **RECIPE,
+        **{**RECIPE, **kwargs},
     )
 
 
@@ -145,3 +144,62 @@ def test_balanced_class_weight_raises_minority_recall():
     (rare_plain, common_plain), (rare_balanced, common_balanced) = recalls[None], recalls["balanced"]
     assert rare_balanced > rare_plain + 0.1, recalls
     assert rare_balanced + common_balanced > rare_plain + common_plain, recalls  # balanced accuracy rises too
+
+
+def fit_both(dm, seed: int, *, device_resident: bool = False, **module_kwargs):
+    """(Lightning module, TorchTrainer module) after 2 epochs of the MLP with the recipe from ``seed``."""
+    cls, kwargs = NETWORKS["mlp"]
+    lightning_module = make_module(cls, {**kwargs, **module_kwargs}, dm, seed)
+    trainer = pl.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(lightning_module, datamodule=dm)
+    torch_module = make_module(cls, {**kwargs, **module_kwargs}, dm, seed)
+    TorchTrainer(
+        torch_module.recipe, max_epochs=2, seed=seed, device_resident=device_resident,
+        compile=module_kwargs.get("compile", False),
+    ).fit(torch_module.net, dm.train_dataloader(), dm.val_dataloader())  # fmt: skip
+    return lightning_module, torch_module
+
+
+def test_device_resident_loaders_train_the_same_model(table):
+    plain = TabularDataModule.from_frames(table, target="target", batch_size=32, seed=5)
+    resident = TabularDataModule.from_frames(table, target="target", batch_size=32, seed=5, device_resident=True)
+    reference, _ = fit_both(plain, 5)
+    lightning_module, torch_module = fit_both(resident, 5, device_resident=True)
+    # attached to a trainer, the loaders hold their tables on its root device (the CPU here)
+    assert resident.train_dataloader().device == torch.device("cpu")
+    assert plain.train_dataloader().device is None
+    for module in (lightning_module, torch_module):
+        assert (val_probs(module, plain) - val_probs(reference, plain)).abs().max().item() <= 1e-6
+
+
+def test_device_resident_cannot_stream(table):
+    from tabularnet.data.schema import DataError
+
+    with pytest.raises(DataError, match="device_resident.*streaming"):
+        TabularDataModule(train_path="x.parquet", streaming=True, device_resident=True)
+
+
+def test_compile_keeps_the_checkpoint_layout(table):
+    dm = TabularDataModule.from_frames(table, target="target", batch_size=32)
+    cls, kwargs = NETWORKS["mlp"]
+    compiled, plain = (make_module(cls, {**kwargs, "compile": flag}, dm, 0) for flag in (True, False))
+    assert compiled.state_dict().keys() == plain.state_dict().keys()
+    assert compiled._train_net is not compiled.net and plain._train_net is plain.net
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(table):
+    """``compile: true`` trains the same model (no dropout or augmentation: their random streams differ)."""
+    dm = TabularDataModule.from_frames(table, target="target", batch_size=64, seed=1)
+    options = dict(dropout=0.0, activation="relu", mixup=None, noise=None)
+    from torch._dynamo.utils import counters
+
+    eager, _ = fit_both(dm, 1, **options)
+    counters.clear()
+    lightning_module, torch_module = fit_both(dm, 1, compile=True, **options)
+    assert counters["stats"]["unique_graphs"] >= 1  # the training steps really went through torch.compile
+    for module in (lightning_module, torch_module):
+        assert (val_probs(module, dm) - val_probs(eager, dm)).abs().max().item() <= 1e-4

@@ -129,6 +129,9 @@ class TabularData:
         shuffle_buffer: rows held in the streaming shuffle buffer (more rows: better mixing, more memory).
         sample_rows: streaming: the preprocessing (schema, scaling, categories) is fitted on a uniform random
             sample of at most this many training rows.
+        device_resident: copy each in-memory split to the training device once and draw the batches there
+            (permutation and index slicing on the accelerator): no host-to-device copy per batch. For GPUs,
+            when the table fits in GPU memory; on CPU it changes nothing. Not with streaming.
     """
 
     def __init__(
@@ -161,6 +164,7 @@ class TabularData:
         streaming_threshold_rows: int = 5_000_000,
         shuffle_buffer: int = 262_144,
         sample_rows: int = 1_000_000,
+        device_resident: bool = False,
     ) -> None:
         super().__init__()  # LightningDataModule's, in TabularDataModule
         arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -384,10 +388,10 @@ class TabularData:
         """The splits streamed from Parquet, ``split -> (file, rows)`` (see tabularnet.data.streaming)."""
         if self._stream_plan is None:
             hp = self.hparams
-            teacher = hp.teacher is not None or hp.teacher_logits_path is not None
+            in_memory = hp.teacher is not None or hp.teacher_logits_path is not None or hp.device_resident
             self._stream_plan = plan_streams(
                 self._paths(),
-                streaming=False if teacher else hp.streaming,  # the automatic choice never streams with a teacher
+                streaming=False if in_memory else hp.streaming,  # never automatic with a teacher or device_resident
                 threshold_rows=hp.streaming_threshold_rows,
                 fitting=not hp.preprocessing_path and "train" not in self._frames,
                 seed=hp.seed,
@@ -439,8 +443,16 @@ class TabularData:
         hp = self.hparams
         batch_size = hp.batch_size if train else hp.eval_batch_size
         return TensorBatchLoader(
-            tensors, batch_size=batch_size, shuffle=train, seed=hp.seed, shard=split != "predict", pad=train
-        )
+            tensors, batch_size=batch_size, shuffle=train, seed=hp.seed, shard=split != "predict", pad=train,
+            device=self._resident_device(),
+        )  # fmt: skip
+
+    def _resident_device(self) -> torch.device | None:
+        """The device the loaders keep their tables on (``device_resident``): the trainer's root device."""
+        if not self.hparams.device_resident:
+            return None
+        trainer = getattr(self, "trainer", None)  # set by Lightning when this data module is attached
+        return trainer.strategy.root_device if trainer is not None else None
 
     def train_dataloader(self):
         return self._loader("train", train=True)
@@ -466,6 +478,8 @@ class TabularData:
 
 
 def _check_streaming_options(hp) -> None:
+    if hp.streaming and hp.device_resident:
+        raise DataError("data.device_resident needs the table in memory: it cannot be combined with data.streaming")
     if hp.streaming and (hp.teacher is not None or hp.teacher_logits_path is not None):
         raise DataError("data.streaming does not support distillation: unset data.teacher/data.teacher_logits_path")
     for name in ("shuffle_buffer", "sample_rows"):

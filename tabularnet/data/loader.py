@@ -35,6 +35,10 @@ class TensorBatchLoader:
         seed: base seed of the permutation generator.
         shard: split rows across distributed ranks (turn off for prediction, where each rank needs all rows).
         pad: under ``torch.distributed``, repeat up to ``world_size - 1`` rows so all shards are equally long.
+        device: keep the tensors on this device (copied once, here) and draw the permutation there with a
+            generator of that device, so batches never cross the host-device boundary. ``None``: leave the
+            tensors where they are, permutation on the CPU. A CUDA generator gives a different (equally
+            seeded, equally reproducible) order than the CPU one.
     """
 
     def __init__(
@@ -47,17 +51,30 @@ class TensorBatchLoader:
         seed: int = 0,
         shard: bool = True,
         pad: bool = True,
+        device: str | torch.device | None = None,
     ) -> None:
         sizes = {name: len(t) for name, t in tensors.items()}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"all tensors need the same number of rows, however: {sizes}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, however: batch_size={batch_size}")
+        self.device = None if device is None else torch.device(device)
+        if self.device is not None:
+            tensors = {name: t.to(self.device) for name, t in tensors.items()}
         self.tensors = tensors
         self.n_rows = next(iter(sizes.values()))
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.shard, self.pad = seed, shard, pad
         self.epoch = 0
+
+    def to(self, device: str | torch.device) -> TensorBatchLoader:
+        """The same loader (batch size, order, sharding, epoch) with its tensors resident on ``device``."""
+        loader = TensorBatchLoader(
+            self.tensors, batch_size=self.batch_size, shuffle=self.shuffle, drop_last=self.drop_last,
+            seed=self.seed, shard=self.shard, pad=self.pad, device=device,
+        )  # fmt: skip
+        loader.epoch = self.epoch
+        return loader
 
     def set_epoch(self, epoch: int) -> None:
         """Fix the epoch whose permutation the next iteration uses."""
@@ -65,13 +82,14 @@ class TensorBatchLoader:
 
     def _indices(self) -> torch.Tensor | None:
         rank, world_size = _rank_and_world_size() if self.shard else (0, 1)
+        device = self.device if self.device is not None else torch.device("cpu")
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            indices = torch.randperm(self.n_rows, generator=generator)
+            generator = torch.Generator(device=device).manual_seed(self.seed + self.epoch)
+            indices = torch.randperm(self.n_rows, generator=generator, device=device)
         elif world_size == 1:
             return None  # plain slices: no gather needed
         else:
-            indices = torch.arange(self.n_rows)
+            indices = torch.arange(self.n_rows, device=device)
         if world_size > 1:
             if self.pad:
                 per_rank = math.ceil(self.n_rows / world_size)

@@ -40,6 +40,7 @@ TRAINING_DEFAULTS = {
     "early_stopping": None,
     "validation_split": 0.1,
     "gradient_clip_val": None,
+    "compile": False,
 }
 RECIPE_PARAMS = (
     "label_smoothing",
@@ -183,7 +184,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         recipe = Recipe.from_options(**{name: hparams[name] for name in (*RECIPE_PARAMS, "classes", "class_counts")})
         torch.manual_seed(self.random_seed)  # same initial weights for both drivers
         if self.use_lightning:
-            module = self._lightning_module(hparams)
+            module = self._lightning_module({**hparams, "compile": training["compile"]})
             self._fit_lightning(module, dm, training, stop)
             net = module.net
         else:
@@ -194,6 +195,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                 seed=self.random_seed,
                 early_stopping=stop,
                 gradient_clip_val=training["gradient_clip_val"],
+                compile=training["compile"],
                 progress=self.verbose,
             )
             val_loader = dm.val_dataloader()
@@ -374,7 +376,8 @@ class MLPClassifier(_TabularClassifier):
         max_categories: the cardinality above which a categorical column is high-cardinality (default 100).
         min_frequency: categories seen fewer times in training share the unknown-category embedding.
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
-            'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096}``.
+            'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False}``
+            (``compile``: train through ``torch.compile(net)``).
         calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
             ``training.validation_split`` of X); ``predict_proba`` returns softmax(logits / T), ``calibration_``
             holds T and the validation ECE before and after.

@@ -16,6 +16,7 @@ class OptimizerSpec(TypedDict, total=False):
     lr: float
     weight_decay: float
     betas: list[float]
+    fused: Optional[bool]
 
 
 class SchedulerSpec(TypedDict, total=False):
@@ -65,8 +66,11 @@ class OptimizerConfig:
     lr: float = 1e-3
     weight_decay: Optional[float] = None  # None: the estimator's top-level ``weight_decay``
     betas: tuple[float, float] = (0.9, 0.999)
+    fused: Optional[bool] = None  # None: the fused kernel where the parameters' device supports it
 
     def validate(self, option: str) -> None:
+        if self.fused not in (None, True, False):
+            raise ValueError(f"{option}: fused must be true, false or null, however: fused={self.fused!r}")
         if self.name.lower() not in ("adam", "adamw"):
             raise ValueError(f"{option}: name must be 'Adam' or 'AdamW', however: name={self.name!r}")
         if not self.lr > 0:

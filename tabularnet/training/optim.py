@@ -30,11 +30,33 @@ def parameter_groups(net: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def fused_supported(net: nn.Module) -> bool:
+    """Whether torch's fused Adam kernel can update every parameter of ``net`` (floating, on a supported device)."""
+    params = list(net.parameters())
+    return bool(params) and all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)
+
+
 def make_optimizer(net: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """Adam or AdamW over :func:`parameter_groups`."""
+    """Adam or AdamW over :func:`parameter_groups`.
+
+    NOTE: the fused kernel updates all parameters in one call per group; the default per-tensor loop costs
+    ~0.2 ms per step for a 256-256 MLP on CPU, a tenth of the whole step. ``fused: null`` picks it where the
+    parameters allow it, and falls back when this torch build has no fused kernel for their device.
+    """
     config = recipe.optimizer
     cls = torch.optim.AdamW if config.name.lower() == "adamw" else torch.optim.Adam
-    return cls(parameter_groups(net, recipe.effective_weight_decay), lr=config.lr, betas=config.betas)
+    groups = parameter_groups(net, recipe.effective_weight_decay)
+    fused = fused_supported(net) if config.fused is None else config.fused
+    if fused:
+        try:
+            return cls(groups, lr=config.lr, betas=config.betas, fused=True)
+        except RuntimeError:
+            if config.fused:  # asked for explicitly: say why it cannot be had
+                raise
+    return cls(groups, lr=config.lr, betas=config.betas)
 
 
 def lr_factor(step: int, *, total_steps: int, config: SchedulerConfig) -> float:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.config import Recipe
 from tabularnet.training.objectives import evaluation_loss, seed_training, training_loss
@@ -54,6 +55,9 @@ class TorchTrainer:
         early_stopping: early-stopping settings (needs validation data).
         gradient_clip_val: clip the global gradient norm to this value (``None``: no clipping).
         device: where to train (``"cpu"``, ``"cuda"``...).
+        compile: train through ``torch.compile(net)`` (``net`` itself is updated and returned).
+        device_resident: copy the tables of :class:`~tabularnet.data.loader.TensorBatchLoader` loaders to
+            ``device`` once and draw batches there (no host-to-device copy per batch).
         progress: show progress: Rich bars (epochs, batches) when Rich is installed, else one line per epoch on
             stderr.
     """
@@ -67,9 +71,13 @@ class TorchTrainer:
         early_stopping: EarlyStopping | None = None,
         gradient_clip_val: float | None = None,
         device: str | torch.device = "cpu",
+        device_resident: bool = False,
+        compile: bool = False,
         progress: bool = False,
     ) -> None:
         self.recipe, self.max_epochs, self.seed = recipe, max_epochs, seed
+        self.compile = compile
+        self.device_resident = device_resident
         self.early_stopping = early_stopping or EarlyStopping()
         self.gradient_clip_val, self.device, self.progress = gradient_clip_val, torch.device(device), progress
         self.history = History()
@@ -83,6 +91,11 @@ class TorchTrainer:
         if stop.enabled and not val_loader:
             raise ValueError("early stopping needs validation data (X_val/y_val or training.validation_split)")
         net.to(self.device)
+        if self.device_resident:
+            train_loader, val_loader = (
+                loader.to(self.device) if isinstance(loader, TensorBatchLoader) else loader
+                for loader in (train_loader, val_loader)
+            )
         if needs_data(net):  # PLE bin edges from the training split, as the Lightning module's setup() does
             tensors = getattr(train_loader, "tensors", None)
             if tensors is None:
@@ -91,12 +104,13 @@ class TorchTrainer:
         optimizer = make_optimizer(net, self.recipe)
         scheduler = make_scheduler(optimizer, self.recipe, self.max_epochs * len(train_loader))
         rng = seed_training(self.seed)
+        forward = torch.compile(net) if self.compile else net
         best, best_state, waited = math.inf if stop.mode == "min" else -math.inf, None, 0
         with EpochProgress(self.max_epochs, enabled=self.progress) as progress:
             for epoch in range(self.max_epochs):
                 start = time.perf_counter()
                 self.history.train_loss.append(
-                    self._train_epoch(net, train_loader, epoch, optimizer, scheduler, rng, progress)
+                    self._train_epoch(net, forward, train_loader, epoch, optimizer, scheduler, rng, progress)
                 )
                 if val_loader:
                     val_loss, val_acc = self.evaluate(net, val_loader)
@@ -116,8 +130,9 @@ class TorchTrainer:
             net.load_state_dict(best_state)
         return net
 
-    def _train_epoch(self, net, loader, epoch, optimizer, scheduler, rng, progress: EpochProgress) -> float:
-        """One pass over ``loader``; the mean training loss per row."""
+    def _train_epoch(self, net, forward, loader, epoch, optimizer, scheduler, rng, progress: EpochProgress) -> float:
+        """One pass over ``loader`` (the loss through ``forward``: ``net`` or its compiled form); the mean
+        training loss per row."""
         net.train()
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
@@ -125,7 +140,7 @@ class TorchTrainer:
         total, count = torch.zeros((), device=self.device), 0
         for batch in loader:
             batch = self._to_device(batch)
-            loss = training_loss(net, batch, self.recipe, rng).loss
+            loss = training_loss(forward, batch, self.recipe, rng).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.gradient_clip_val:
