@@ -6,6 +6,7 @@ Fixed setup, excluded from every number: reading and preprocessing Adult's offic
 (``TabularDataModule(dataset="adult", val_fraction=0.2, batch_size=256)``: 26048 training rows, i.e. 102 steps
 of 256, and 6513 validation rows), and building the network before the timer starts. Network: ``tabularnet.nn.MLP``,
 hidden_dims [256, 256], ReLU, dropout 0.1; AdamW lr 1e-3 (no weight decay); ``torch.set_num_threads(2)``.
+``--batch-size N`` changes the 256 (and writes speed-batchN.json).
 
 Every training measurement times whole runs of E1=2 and E2=6 epochs (wall clock) and, per round, reports
     s/epoch = (t(E2) - t(E1)) / (E2 - E1)        fixed overhead = t(E1) - E1 * s/epoch
@@ -14,8 +15,10 @@ The tables show medians over rounds; rounds interleave all measurements (A B C D
 "ratio" is s/epoch over the floor's s/epoch.
 
 floor         a bare loop in this file: ``randperm`` index slicing of the preprocessed tensors, forward,
-              cross-entropy, backward, AdamW step; per epoch one no-grad forward (+ loss) over the validation
-              split in 4096-row chunks.
+              cross-entropy, backward, AdamW step (``fused=True``: the update tabularnet's drivers use, so the
+              ratios measure their overhead, not a choice of kernel); per epoch one no-grad forward (+ loss) over
+              the validation split in 4096-row chunks.
+floor_loop_adamw  the same loop with torch's default (per-tensor) AdamW: what the fused update saves.
 torchtrainer  ``TorchTrainer(recipe, max_epochs=E, seed=0).fit(net, dm.train_dataloader(), dm.val_dataloader())``:
               TensorBatchLoader batches, the shared training objective, a LambdaLR step per batch, a running
               loss sum, per-epoch validation loss and accuracy.
@@ -93,9 +96,9 @@ def slice_batches(t: dict):
         yield t["x_num"][index], t["x_cat"][index], t["y"][index]
 
 
-def bare_fit(net: MLP, epoch_batches, val: dict, epochs: int) -> None:
+def bare_fit(net: MLP, epoch_batches, val: dict, epochs: int, fused: bool = True) -> None:
     """Train ``net`` with AdamW over ``epoch_batches()`` for each epoch, then a no-grad pass over ``val``."""
-    optimizer = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=0.0, fused=fused)
     for _ in range(epochs):
         net.train()
         for x_num, x_cat, y in epoch_batches():
@@ -123,9 +126,13 @@ def make_module(dm: TabularDataModule) -> MLPLightningModule:
     )
 
 
-def run_floor(dm, epochs):
+def run_floor(dm, epochs, fused: bool = True):
     net, train, val = make_mlp(dm), dm.split_tensors("train"), dm.split_tensors("val")
-    return timed(lambda: bare_fit(net, lambda: slice_batches(train), val, epochs))
+    return timed(lambda: bare_fit(net, lambda: slice_batches(train), val, epochs, fused=fused))
+
+
+def run_floor_loop_adamw(dm, epochs):
+    return run_floor(dm, epochs, fused=False)
 
 
 def run_torchtrainer(dm, epochs):
@@ -164,7 +171,13 @@ def run_loader(loader) -> tuple[float, int]:
     return timed(lambda: batches.extend(1 for _ in loader))[0], len(batches)
 
 
-TRAINING = {"floor": run_floor, "torchtrainer": run_torchtrainer, "lightning": run_lightning, "naive": run_naive}
+TRAINING = {
+    "floor": run_floor,
+    "floor_loop_adamw": run_floor_loop_adamw,
+    "torchtrainer": run_torchtrainer,
+    "lightning": run_lightning,
+    "naive": run_naive,
+}
 LOADERS = {"loader_tensorbatch": lambda dm: dm.train_dataloader(), "loader_naive": naive_loader}
 
 
@@ -256,7 +269,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 rounds instead of 11 (~1 min when quiet)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 11, --quick 5)")
+    parser.add_argument("--batch-size", type=int, default=256, help="rows per step (results: speed-batch<N>.json)")
     args = parser.parse_args(argv)
+    global BATCH, RESULTS
+    BATCH = args.batch_size
+    if BATCH != 256:
+        RESULTS = RESULTS.with_name(f"speed-batch{BATCH}.json")
     repeats = args.repeats or (5 if args.quick else 11)
     torch.set_num_threads(THREADS)
     quiet_lightning(verbose=False)
