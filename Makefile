@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming bench-peers docs report-check clean
+.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming bench-peers bench-gpu docs report-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,13 @@ bench: bench-speed bench-accuracy
 
 bench-speed: $(STAMP)
 	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/speed.py --quick --batch-size 64
+	$(BIN)/python bench/speed.py --quick --batch-size 1024
 	$(BIN)/python bench/startup.py
+
+# not part of `bench`: needs a CUDA GPU (host vs device-resident batches, compile)
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu_speed.py
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py
