@@ -21,7 +21,7 @@ from tabularnet.training.config import (
     SchedulerArg,
 )
 from tabularnet.training.metrics import classification_metrics
-from tabularnet.training.objectives import AugmentationRNG, evaluation_loss, seed_training, training_loss
+from tabularnet.training.objectives import AugmentationRNG, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
 
 
@@ -201,18 +201,35 @@ class TrainingMixin(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: dict, metrics, prefix: str) -> None:
-        logits = self.calibrated_logits(batch)
-        loss = evaluation_loss(logits, batch["y"])
-        self.log(f"{prefix}loss", loss, prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
-        metrics.update(logits.softmax(-1), batch["y"])
-        self.log_dict(metrics, prog_bar=prefix == "val_")
+    def _evaluate(self, batch: dict, metrics) -> None:
+        metrics.update(self.calibrated_logits(batch).softmax(-1), batch["y"])
+
+    def _log_epoch_metrics(self, metrics, prefix: str) -> None:
+        """Compute the epoch's metrics once (synced across processes by torchmetrics) and log them.
+
+        NOTE: logging the metric objects after every batch, as Lightning's examples do, cost ~0.6 ms per logged
+        value per batch (Lightning moves its whole result collection each time): a tenth of a small epoch.
+        ``{prefix}loss`` is the log loss (mean negative log-likelihood of the true class).
+        """
+        if not any(metric.update_called for metric in metrics.values()):
+            return
+        values = metrics.compute()
+        metrics.reset()
+        shown = prefix == "val_"
+        self.log(f"{prefix}loss", values[f"{prefix}logloss"], prog_bar=shown)
+        self.log_dict(values, prog_bar=shown)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val_")
+        self._evaluate(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.val_metrics, "val_")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics, "test_")
+        self._evaluate(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.test_metrics, "test_")
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """Class probabilities, ``(B, n_classes)`` (calibrated when a temperature was fitted)."""
