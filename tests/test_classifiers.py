@@ -55,6 +55,26 @@ def test_use_lightning_gives_the_same_predictions(cls, xy):
     assert np.abs(probs[0] - probs[1]).max() <= 1e-5
 
 
+def test_training_device_auto_trains_where_it_can(xy):
+    X, y = xy
+    model = MLPClassifier(hidden_dims=[8], training={"epochs": 1, "device": "auto"}).train(X, y)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(model.net_.parameters()).device.type == expected
+    assert model.predict_proba(X).shape == (len(X), 2)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("gpu0", "training.device must be"), ("cuda", "sees no CUDA device"), ("mps", "MPS is not available")],
+)
+def test_training_device_errors_name_the_option(xy, device, message):
+    if device == "cuda" and torch.cuda.is_available() or device == "mps" and torch.backends.mps.is_available():
+        pytest.skip(f"{device} is available here")
+    X, y = xy
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier(training={"epochs": 1, "device": device}).train(X, y)
+
+
 @pytest.mark.parametrize(
     "labels",
     [np.array(["no", "yes"]), np.array([False, True]), np.array([3, 7])],

@@ -59,3 +59,25 @@ def test_lightning_on_the_gpu_with_resident_tables_matches_torch_trainer():
         a = lightning_module.net.cuda().eval()(val["x_num"], val["x_cat"]).softmax(-1)
         b = torch_module.net.eval()(val["x_num"], val["x_cat"]).softmax(-1)
     assert (a - b).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("use_lightning", [False, True])
+def test_estimators_train_on_the_gpu_and_load_on_the_cpu(use_lightning, tmp_path):
+    import numpy as np
+
+    from tabularnet.models import MLPClassifier
+
+    df = make_table(400, seed=2)
+    X, y = df.drop(columns="target"), df["target"]
+    options = dict(hidden_dims=[16], training={"epochs": 3, "batch_size": 32}, random_seed=4)
+    cpu = MLPClassifier(**options).train(X, y)
+    on_gpu = {**options, "training": {**options["training"], "device": "cuda"}}
+    gpu = MLPClassifier(**on_gpu, use_lightning=use_lightning)
+    gpu.train(X, y)
+    assert next(gpu.net_.parameters()).is_cuda
+    probs = gpu.predict_proba(X)
+    assert np.abs(probs - cpu.predict_proba(X)).max() <= 1e-4  # same model, another device's kernels
+    gpu.save(tmp_path / "model.ckpt")
+    loaded = MLPClassifier.load(tmp_path / "model.ckpt")
+    assert not next(loaded.net_.parameters()).is_cuda
+    assert np.abs(loaded.predict_proba(X) - probs).max() <= 1e-5

@@ -41,6 +41,7 @@ TRAINING_DEFAULTS = {
     "validation_split": 0.1,
     "gradient_clip_val": None,
     "compile": False,
+    "device": "cpu",
 }
 RECIPE_PARAMS = (
     "label_smoothing",
@@ -87,6 +88,23 @@ def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Ten
     return torch.as_tensor(as_logits(values), dtype=torch.float32)
 
 
+def training_device(spec) -> torch.device:
+    """``training['device']``: ``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'`` (CUDA when present)."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"training.device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', however: {spec!r}"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"training.device={spec!r}, but this torch build sees no CUDA device (use 'cpu' or 'auto')")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"training.device={spec!r}, but MPS is not available here (use 'cpu' or 'auto')")
+    return device
+
+
 def build_network(network_class: type[torch.nn.Module], hparams: dict) -> torch.nn.Module:
     """The network a LightningModule with these hyperparameters builds (its arguments the network takes, with
     ``n_classes`` as ``d_out``), without importing Lightning."""
@@ -103,12 +121,15 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
     network_params: tuple[str, ...]
 
     # ------------------------------------------------------------------ options
-    def _training(self) -> dict:
+    def _training(self, *, resolve_device: bool = True) -> dict:
         training = dict(self.training or {})
         unknown = sorted(set(training) - set(TRAINING_DEFAULTS))
         if unknown:
             raise ValueError(f"training: unknown key(s) {unknown} (known: {sorted(TRAINING_DEFAULTS)})")
-        return {**TRAINING_DEFAULTS, **training}
+        merged = {**TRAINING_DEFAULTS, **training}
+        if resolve_device:  # not for prediction: a model trained on a GPU predicts wherever it was loaded
+            merged["device"] = training_device(merged["device"])
+        return merged
 
     def _early_stopping(self, training: dict) -> EarlyStopping:
         spec = training["early_stopping"] or {}
@@ -178,6 +199,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             batch_size=training["batch_size"],
             eval_batch_size=training["eval_batch_size"],
             seed=self.random_seed,
+            device_resident=training["device"].type != "cpu",  # on an accelerator: the table lives there
             **{name: self._data_param(name) for name in DATA_PARAMS},
         )
         hparams = self._hparams(dm)
@@ -196,6 +218,8 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                 early_stopping=stop,
                 gradient_clip_val=training["gradient_clip_val"],
                 compile=training["compile"],
+                device=training["device"],
+                device_resident=training["device"].type != "cpu",
                 progress=self.verbose,
             )
             val_loader = dm.val_dataloader()
@@ -235,9 +259,11 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                     ),
                     pl.callbacks.ModelCheckpoint(dirpath=folder, monitor=monitor, mode=stop.mode),
                 ]
+            device = training["device"]
             trainer = pl.Trainer(
                 max_epochs=training["epochs"],
-                accelerator="cpu",
+                accelerator={"cuda": "gpu"}.get(device.type, device.type),
+                devices=[device.index] if device.index is not None else 1,
                 logger=False,
                 callbacks=callbacks,
                 enable_checkpointing=stop.enabled,
@@ -263,10 +289,15 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
                 "features as input"
             )
         tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
-        loader = TensorBatchLoader(tensors, batch_size=self._training()["eval_batch_size"], shard=False)
+        batch_size = self._training(resolve_device=False)["eval_batch_size"]
+        loader = TensorBatchLoader(tensors, batch_size=batch_size, shard=False)
         net = self.net_.eval()
+        device = next(net.parameters()).device  # where it was trained (saved models load on the CPU)
         with torch.no_grad():
-            probs = [(net(b["x_num"], b["x_cat"]).float() / self.temperature_).softmax(-1) for b in loader]
+            probs = [
+                (net(b["x_num"].to(device), b["x_cat"].to(device)).float() / self.temperature_).softmax(-1).cpu()
+                for b in loader
+            ]
         return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
 
     def predict(self, X) -> np.ndarray:
@@ -376,8 +407,9 @@ class MLPClassifier(_TabularClassifier):
         max_categories: the cardinality above which a categorical column is high-cardinality (default 100).
         min_frequency: categories seen fewer times in training share the unknown-category embedding.
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
-            'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False}``
-            (``compile``: train through ``torch.compile(net)``).
+            'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False,
+            'device': 'cpu'}`` (``compile``: train through ``torch.compile(net)``; ``device``: ``'cpu'``,
+            ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``; on an accelerator the table is copied there once).
         calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
             ``training.validation_split`` of X); ``predict_proba`` returns softmax(logits / T), ``calibration_``
             holds T and the validation ECE before and after.
