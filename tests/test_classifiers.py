@@ -58,8 +58,7 @@ def test_use_lightning_gives_the_same_predictions(cls, xy):
 def test_training_device_auto_trains_where_it_can(xy):
     X, y = xy
     model = MLPClassifier(hidden_dims=[8], training={"epochs": 1, "device": "auto"}).train(X, y)
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert next(model.net_.parameters()).device.type == expected
+    assert next(model.net_.parameters()).device.type == "cpu"  # fitted models come back to the CPU
     assert model.predict_proba(X).shape == (len(X), 2)
 
 

@@ -229,7 +229,8 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         if self.calibrate:
             self.calibration_ = temperature_scaling(*network_logits(net, dm.val_dataloader()))
             self.temperature_ = self.calibration_["temperature"]
-        self.net_, self.hparams_ = net.eval(), hparams
+        # NOTE: fitted models live on the CPU (as Lightning leaves them): picklable, savable and usable anywhere
+        self.net_, self.hparams_ = net.cpu().eval(), hparams
         self.preprocessing_ = dm.preprocessor.state_dict()
         self.classes_ = np.asarray(dm.classes)
         return self
@@ -292,12 +293,8 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         batch_size = self._training(resolve_device=False)["eval_batch_size"]
         loader = TensorBatchLoader(tensors, batch_size=batch_size, shard=False)
         net = self.net_.eval()
-        device = next(net.parameters()).device  # where it was trained (saved models load on the CPU)
         with torch.no_grad():
-            probs = [
-                (net(b["x_num"].to(device), b["x_cat"].to(device)).float() / self.temperature_).softmax(-1).cpu()
-                for b in loader
-            ]
+            probs = [(net(b["x_num"], b["x_cat"]).float() / self.temperature_).softmax(-1) for b in loader]
         return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
 
     def predict(self, X) -> np.ndarray:
@@ -409,7 +406,8 @@ class MLPClassifier(_TabularClassifier):
         training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
             'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False,
             'device': 'cpu'}`` (``compile``: train through ``torch.compile(net)``; ``device``: ``'cpu'``,
-            ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``; on an accelerator the table is copied there once).
+            ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``; on an accelerator the table is copied there once;
+            the fitted network comes back to the CPU).
         calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
             ``training.validation_split`` of X); ``predict_proba`` returns softmax(logits / T), ``calibration_``
             holds T and the validation ECE before and after.
