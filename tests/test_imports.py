@@ -46,7 +46,8 @@ def test_plain_pytorch_training_and_prediction_never_import_lightning(table_file
             assert (again.predict_proba(X) == model.predict_proba(X)).all()
         from_cli = MLPClassifier.load({str(ckpt)!r})
         lightning = [m for m in sys.modules if "lightning" in m]
-        print(json.dumps({{"rows": len(from_cli.predict(X)), "lightning": lightning}}))
+        xgboost = "xgboost" in sys.modules
+        print(json.dumps({{"rows": len(from_cli.predict(X)), "lightning": lightning, "xgboost": xgboost}}))
         """
     )
-    assert report == {"rows": 300, "lightning": []}
+    assert report == {"rows": 300, "lightning": [], "xgboost": False}
