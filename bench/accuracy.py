@@ -30,7 +30,7 @@ from tabularnet.cli import main  # noqa: E402
 DATASETS = {  # name -> (extra flags, note for the table)
     "adult": ([], "official split; PLR frequency_scale 20"),
     "higgs": (["--data.test_fraction=0.2"], "10,984-row subset"),
-    "covertype": (["--data.test_fraction=0.2", "--trainer.max_epochs=30"], "16% subsample; FT: 8 epochs"),
+    "covertype": (["--data.test_fraction=0.2", "--trainer.max_epochs=30"], "16% subsample; 30 epochs (FT: 8)"),
     "bank-marketing": (["--data.test_fraction=0.2"], ""),
     "letter": (["--data.test_fraction=0.2", "--trainer.max_epochs=60"], "26 classes; 60 epochs (FT: 30)"),
     "magic-telescope": (["--data.test_fraction=0.2"], ""),
