@@ -29,18 +29,17 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.speed import LR, NET, bare_fit, slice_batches  # noqa: E402
 from tabularnet import MLPLightningModule, TabularDataModule  # noqa: E402
 from tabularnet._quiet import quiet_lightning  # noqa: E402
 from tabularnet.nn import MLP  # noqa: E402
 from tabularnet.training.torch_trainer import TorchTrainer  # noqa: E402
 
-E1, E2, LR, EVAL_BATCH = 2, 6, 1e-3, 4096
-NET = dict(hidden_dims=[256, 256], activation="relu", dropout=0.1)
+E1, E2 = 2, 6
 RESULTS = ROOT / "bench" / "results" / "gpu_speed.json"
 DEVICE = torch.device("cuda")  # --device cpu: a smoke test of this script without a GPU
 
@@ -72,26 +71,9 @@ def run_floor(dm, epochs: int) -> float:
     net.to(DEVICE)
     train = {k: v.to(DEVICE) for k, v in dm.split_tensors("train").items()}
     val = {k: v.to(DEVICE) for k, v in dm.split_tensors("val").items()}
-    optimizer = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=0.0, fused=True)
     batch = dm.hparams.batch_size
-
-    def fit():
-        for _ in range(epochs):
-            net.train()
-            order = torch.randperm(len(train["y"]), device=DEVICE)
-            for start in range(0, len(order), batch):
-                index = order[start : start + batch]
-                loss = F.cross_entropy(net(train["x_num"][index], train["x_cat"][index]), train["y"][index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            net.eval()
-            with torch.no_grad():
-                for s in range(0, len(val["y"]), EVAL_BATCH):
-                    chunk = slice(s, s + EVAL_BATCH)
-                    F.cross_entropy(net(val["x_num"][chunk], val["x_cat"][chunk]), val["y"][chunk])
-
-    return timed(fit)
+    # the bare loop of bench/speed.py (fused AdamW, one no-grad validation pass), on tensors resident on the GPU
+    return timed(lambda: bare_fit(net, lambda: slice_batches(train, batch), val, epochs))
 
 
 def torch_runner(resident: bool, compile_: bool = False):

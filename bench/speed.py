@@ -88,11 +88,12 @@ def make_mlp(dm: TabularDataModule) -> MLP:
     return MLP(n_num_features=dm.n_num_features, cat_cardinalities=dm.cat_cardinalities, d_out=dm.n_classes, **NET)
 
 
-def slice_batches(t: dict):
-    """One epoch of shuffled batches by ``randperm`` index slicing of whole tensors."""
-    order = torch.randperm(len(t["y"]))
-    for start in range(0, len(order), BATCH):
-        index = order[start : start + BATCH]
+def slice_batches(t: dict, batch: int | None = None):
+    """One epoch of shuffled batches by ``randperm`` index slicing of whole tensors (on their device)."""
+    batch = batch or BATCH
+    order = torch.randperm(len(t["y"]), device=t["y"].device)
+    for start in range(0, len(order), batch):
+        index = order[start : start + batch]
         yield t["x_num"][index], t["x_cat"][index], t["y"][index]
 
 
