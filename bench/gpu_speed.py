@@ -93,7 +93,7 @@ def lightning_runner(resident: bool):
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         from tabularnet.progress import default_progress_bar
-        from tabularnet.runs import AtomicCheckpointIO, RunLogger
+        from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger
 
         dm.hparams.device_resident = resident
         module = module_for(dm)
@@ -103,7 +103,9 @@ def lightning_runner(resident: bool):
                 trainer = pl.Trainer(
                     max_epochs=epochs, accelerator="gpu" if DEVICE.type == "cuda" else "cpu", devices=1,
                     logger=RunLogger(tmp),
-                    callbacks=[default_progress_bar(), ModelCheckpoint(monitor="val_loss", mode="min", save_last=True)],
+                    callbacks=[
+                        default_progress_bar(), ModelCheckpoint(monitor="val_loss", mode="min"), LastCheckpoint(),
+                    ],
                     default_root_dir=tmp, enable_model_summary=False,
                 )  # fmt: skip
                 trainer.strategy.checkpoint_io = AtomicCheckpointIO()

@@ -23,12 +23,12 @@ torchtrainer  ``TorchTrainer(recipe, max_epochs=E, seed=0).fit(net, dm.train_dat
               TensorBatchLoader batches, the shared training objective, a LambdaLR step per batch, a running
               loss sum, per-epoch validation loss and accuracy.
 lightning     the Trainer ``tabularnet fit`` builds: ``Trainer(max_epochs=E, accelerator="cpu", logger=RunLogger(tmp),
-              callbacks=[throttled progress bar, ModelCheckpoint(monitor="val_loss", save_last=True)],
+              callbacks=[throttled progress bar, ModelCheckpoint(monitor="val_loss"), LastCheckpoint()],
               enable_model_summary=False)`` with atomic checkpoint writes, ``.fit(module, datamodule=dm)``; the timer
               includes building the Trainer. Per epoch this adds Lightning's per-step hooks, progress-bar redraws
-              (at most 10 a second), validation metrics (acc, AUROC, F1, log loss), TensorBoard writes and two
-              checkpoint files (best and last). The progress bar (Rich when installed, else tqdm) draws into a
-              non-tty sink (stdout is captured during these runs).
+              (at most 10 a second), validation metrics (acc, AUROC, F1, log loss), TensorBoard writes and
+              checkpoint files (last.ckpt, and the best one when val_loss improved). The progress bar (Rich when
+              installed, else tqdm) draws into a non-tty sink (stdout is captured during these runs).
 naive         the floor's loop fed by ``DataLoader(TensorDataset(x_num, x_cat, y), batch_size=256, shuffle=True)``
               (per-row ``__getitem__`` plus ``default_collate``); validation as in the floor.
 loader_*      one full training epoch of batches, no model: TensorBatchLoader (``dm.train_dataloader()``) vs the
@@ -65,7 +65,7 @@ from tabularnet import MLPLightningModule, TabularDataModule
 from tabularnet._quiet import quiet_lightning
 from tabularnet.nn import MLP
 from tabularnet.progress import default_progress_bar
-from tabularnet.runs import AtomicCheckpointIO, RunLogger
+from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger
 from tabularnet.training.torch_trainer import TorchTrainer
 
 E1, E2 = 2, 6
@@ -151,7 +151,7 @@ def run_lightning(dm, epochs):
                 max_epochs=epochs,
                 accelerator="cpu",
                 logger=RunLogger(tmp),
-                callbacks=[default_progress_bar(), ModelCheckpoint(monitor="val_loss", mode="min", save_last=True)],
+                callbacks=[default_progress_bar(), ModelCheckpoint(monitor="val_loss", mode="min"), LastCheckpoint()],
                 default_root_dir=tmp,
                 enable_model_summary=False,
             )

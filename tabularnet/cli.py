@@ -28,7 +28,7 @@ from tabularnet.data.lightning_datamodule import TabularDataModule
 from tabularnet.data.schema import DataError, DataWarning
 from tabularnet.progress import default_progress_bar
 from tabularnet.reporting.summary import print_summary
-from tabularnet.runs import AtomicCheckpointIO, RunLogger, checkpoint_version, last_checkpoint
+from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger, checkpoint_version, last_checkpoint
 from tabularnet.training.calibration import expected_calibration_error
 from tabularnet.training.lightning_modules import TrainingMixin
 
@@ -75,11 +75,19 @@ class TabularCLI(LightningCLI):
             version = self._resume_version(root) if self.subcommand == "fit" else None
             # NOTE: no placeholder hp_metric: after_fit logs the hyperparameters with the real final metrics
             kwargs["logger"] = RunLogger(save_dir=root, version=version, default_hp_metric=False)
-        if trainer_config.get("enable_progress_bar") is not False:
-            callbacks = trainer_config.get("callbacks") or []
-            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-            if not any(isinstance(c, ProgressBar) for c in callbacks):
-                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
+        callbacks = trainer_config.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        added = []
+        if trainer_config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in callbacks
+        ):
+            added.append(default_progress_bar())
+        checkpoint = self._get(self.config_init, "checkpoint")
+        if self.subcommand == "fit" and isinstance(checkpoint, ModelCheckpoint) and checkpoint.save_last is True:
+            checkpoint.save_last = False  # Lightning >= 2.6 would skip epochs without a better val_loss
+            added.append(LastCheckpoint())
+        if added:
+            kwargs["callbacks"] = [*callbacks, *added]
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()

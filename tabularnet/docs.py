@@ -105,10 +105,17 @@ def recipe_keys_table() -> str:
     return "\n".join(rows)
 
 
+CHECKPOINT_MEANINGS = {
+    "checkpoint.save_last": "`true`: `checkpoints/last.ckpt` holds the state after every finished epoch (what "
+    "`--ckpt_path last` resumes); `link` and `false` as in Lightning's `ModelCheckpoint`",
+}
+
+
 def cli_table() -> str:
     rows = ["| option | default | meaning |", "|---|---|---|"]
     for key, value in CHECKPOINT_DEFAULTS.items():
-        rows.append(f"| `{key}` | `{yaml_value(value)}` | Lightning's `ModelCheckpoint` argument |")
+        meaning = CHECKPOINT_MEANINGS.get(key, "Lightning's `ModelCheckpoint` argument")
+        rows.append(f"| `{key}` | `{yaml_value(value)}` | {meaning} |")
     rows += [
         f"| `predictions_path` | `null` | {_cell(PREDICTIONS_PATH_HELP)} |",
         "| `ckpt_path` | `null` | resume `fit` (`last`: the newest run's last.ckpt), or the checkpoint that "

@@ -5,6 +5,7 @@
   takes the next number, which two simultaneous runs both take).
 - :class:`AtomicCheckpointIO` writes checkpoints through :func:`tabularnet.atomic.atomic_path`: a temporary file in
   the checkpoint's own directory, flushed and renamed over the old one.
+- :class:`LastCheckpoint` writes ``last.ckpt`` at the end of every training epoch (see its note on Lightning 2.6).
 - :func:`last_checkpoint` finds the checkpoint ``--ckpt_path last`` resumes from, and its version, so the resumed
   run keeps logging and checkpointing into the directory of the run it continues.
 """
@@ -18,6 +19,7 @@ from typing import Any, Optional
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -58,6 +60,37 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             stale.unlink(missing_ok=True)
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+
+
+class LastCheckpoint(Callback):
+    """Writes the full training state to ``<dirpath>/last.ckpt`` at the end of every training epoch.
+
+    NOTE: since Lightning 2.6, ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only in the epochs where it
+    also saves a top-k checkpoint. After epochs without a better ``val_loss``, "last" was then the *best* epoch's
+    state, and ``--ckpt_path last`` silently trained the epochs after it again. The CLI turns ``save_last: true``
+    into this callback, which restores the documented meaning: the state after the latest finished epoch.
+
+    Args:
+        dirpath: the directory; default: the trainer's ``ModelCheckpoint`` directory (``version_N/checkpoints``).
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: Optional[str | os.PathLike] = None) -> None:
+        self.dirpath = dirpath
+
+    def path(self, trainer) -> str:
+        """Where this run's ``last.ckpt`` goes."""
+        if self.dirpath is not None:
+            return os.path.join(self.dirpath, self.FILENAME)
+        if trainer.checkpoint_callback is not None and getattr(trainer.checkpoint_callback, "dirpath", None):
+            return os.path.join(trainer.checkpoint_callback.dirpath, self.FILENAME)
+        return os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints", self.FILENAME)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:  # Lightning writes no checkpoints in these either
+            return
+        trainer.save_checkpoint(self.path(trainer), weights_only=False)  # every rank calls it; rank 0 writes
 
 
 def last_checkpoint(root_dir: str | os.PathLike, name: str = LOG_NAME) -> tuple[int, Path] | None:

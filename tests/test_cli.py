@@ -157,6 +157,33 @@ def test_bad_input_is_one_line_error(table_files, args, expected):
     assert "Traceback" not in result.stderr
 
 
+def test_last_checkpoint_is_the_last_epoch_even_without_improvement(table_files, tmp_path):
+    """last.ckpt holds the final epoch's state also when the monitored value stopped improving.
+
+    Monitoring ``step`` with mode ``min`` makes epoch 0 the best for good: Lightning 2.6's ``save_last=True`` alone
+    would leave last.ckpt at epoch 0.
+    """
+    main(
+        [
+            "fit",
+            "--model=tabularnet.MLPLightningModule",
+            "--model.hidden_dims=[8]",
+            f"--data.train_path={table_files['train']}",
+            "--data.batch_size=64",
+            "--trainer.max_epochs=3",
+            "--trainer.enable_progress_bar=false",
+            "--checkpoint.monitor=step",
+            "--checkpoint.mode=min",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    best = [p for p in folder.iterdir() if p.name.startswith("epoch=")]
+    assert [p.name for p in best] == ["epoch=0-step=4.ckpt"]  # 240 training rows: 4 steps of 64 per epoch
+    assert (last["epoch"], last["global_step"]) == (2, 12)
+
+
 def test_resumed_fit_equals_uninterrupted_fit(table_files, tmp_path):
     """Stopping after 2 epochs and resuming from last.ckpt to 4 gives the same weights as 4 epochs in one go."""
     common = [

@@ -109,12 +109,6 @@ class TrainingMixin(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int) -> dict:
-        # NOTE: our batches are flat dicts of tensors; Lightning's generic collection walk costs more per step
-        if isinstance(batch, dict) and all(isinstance(v, torch.Tensor) for v in batch.values()):
-            return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def build_net(self) -> nn.Module:
         raise NotImplementedError
 
