@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "peers.json"
 TIMES_ENV = "PEERS_EPOCH_TIMES"
 THREADS, BATCH, LR, SEED = 2, 256, 1e-3, 0
-ADULT = Path(os.environ.get("TABULARNET_DATA_DIR", ROOT.parent / "shared" / "datasets")) / "adult"
+# resolved: the child processes run in other directories
+ADULT = Path(os.environ.get("TABULARNET_DATA_DIR", ROOT.parent / "shared" / "datasets")).resolve() / "adult"
 OURS = {
     "mlp": [
         "--model=tabularnet.MLPLightningModule",

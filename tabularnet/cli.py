@@ -82,13 +82,15 @@ class TabularCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in callbacks
         ):
             added.append(default_progress_bar())
-        checkpoint = self._get(self.config_init, "checkpoint")
-        if self.subcommand == "fit" and isinstance(checkpoint, ModelCheckpoint) and checkpoint.save_last is True:
-            checkpoint.save_last = False  # Lightning >= 2.6 would skip epochs without a better val_loss
-            added.append(LastCheckpoint())
         if added:
             kwargs["callbacks"] = [*callbacks, *added]
+        checkpoint = self._get(self.config_init, "checkpoint")
+        keep_last = self.subcommand == "fit" and getattr(checkpoint, "save_last", None) is True
+        if keep_last:
+            checkpoint.save_last = False  # Lightning >= 2.6 would skip epochs without a better val_loss
         trainer = super().instantiate_trainer(**kwargs)
+        if keep_last:  # after the ModelCheckpoint: both run after early stopping, the best one first
+            trainer.callbacks.append(LastCheckpoint())
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -62,13 +62,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-class LastCheckpoint(Callback):
+class LastCheckpoint(Checkpoint):
     """Writes the full training state to ``<dirpath>/last.ckpt`` at the end of every training epoch.
 
     NOTE: since Lightning 2.6, ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only in the epochs where it
     also saves a top-k checkpoint. After epochs without a better ``val_loss``, "last" was then the *best* epoch's
     state, and ``--ckpt_path last`` silently trained the epochs after it again. The CLI turns ``save_last: true``
     into this callback, which restores the documented meaning: the state after the latest finished epoch.
+
+    A ``Checkpoint`` subclass, so Lightning runs its ``on_train_epoch_end`` after the LightningModule's and after
+    ``EarlyStopping``'s: the file holds their updated state. Put it after the ``ModelCheckpoint`` in the callbacks
+    (``trainer.checkpoint_callback`` is the first checkpoint callback).
 
     Args:
         dirpath: the directory; default: the trainer's ``ModelCheckpoint`` directory (``version_N/checkpoints``).

@@ -161,7 +161,8 @@ def test_last_checkpoint_is_the_last_epoch_even_without_improvement(table_files,
     """last.ckpt holds the final epoch's state also when the monitored value stopped improving.
 
     Monitoring ``step`` with mode ``min`` makes epoch 0 the best for good: Lightning 2.6's ``save_last=True`` alone
-    would leave last.ckpt at epoch 0.
+    would leave last.ckpt at epoch 0. Early stopping's count of epochs without improvement is saved after its
+    update of the last epoch, so a resumed run stops where an uninterrupted one would.
     """
     main(
         [
@@ -174,6 +175,10 @@ def test_last_checkpoint_is_the_last_epoch_even_without_improvement(table_files,
             "--trainer.enable_progress_bar=false",
             "--checkpoint.monitor=step",
             "--checkpoint.mode=min",
+            "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping",
+            "--trainer.callbacks.monitor=lr",  # constant: never improves after epoch 0
+            "--trainer.callbacks.mode=min",
+            "--trainer.callbacks.patience=10",
             f"--trainer.default_root_dir={tmp_path}",
         ]
     )
@@ -182,6 +187,8 @@ def test_last_checkpoint_is_the_last_epoch_even_without_improvement(table_files,
     best = [p for p in folder.iterdir() if p.name.startswith("epoch=")]
     assert [p.name for p in best] == ["epoch=0-step=4.ckpt"]  # 240 training rows: 4 steps of 64 per epoch
     assert (last["epoch"], last["global_step"]) == (2, 12)
+    (stopping,) = [state for key, state in last["callbacks"].items() if key.startswith("EarlyStopping")]
+    assert stopping["wait_count"] == 2  # epochs 1 and 2 did not improve
 
 
 def test_resumed_fit_equals_uninterrupted_fit(table_files, tmp_path):
