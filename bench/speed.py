@@ -12,7 +12,8 @@ Every training measurement times whole runs of E1=2 and E2=6 epochs (wall clock)
     s/epoch = (t(E2) - t(E1)) / (E2 - E1)        fixed overhead = t(E1) - E1 * s/epoch
 so one-time costs (Trainer start-up, sanity check, optimizer creation) land in the overhead, not in s/epoch.
 The tables show medians over rounds; rounds interleave all measurements (A B C D E F, A B C D E F, ...).
-"ratio" is s/epoch over the floor's s/epoch.
+"ratio" is s/epoch over the floor's s/epoch; "per-round ratio" is the median over rounds of each round's s/epoch
+over that round's floor (robust to the machine's speed drifting during the run, as shared VMs' does).
 
 floor         a bare loop in this file: ``randperm`` index slicing of the preprocessed tensors, forward,
               cross-entropy, backward, AdamW step (``fused=True``: the update tabularnet's drivers use, so the
@@ -221,8 +222,13 @@ def summarize(training: dict, loaders: dict) -> dict:
             **raw,
         }
     floor = out["floor"]["s_per_epoch"]
+    floor_rounds = out["floor"]["per_round_s_per_epoch"]
     for row in out.values():
         row["ratio_to_floor"] = row["s_per_epoch"] / floor
+        # per-round ratios (each against the floor of its own round): robust to the machine's speed drifting
+        row["paired_ratio_to_floor"] = statistics.median(
+            a / b for a, b in zip(row["per_round_s_per_epoch"], floor_rounds)
+        )
     for name, raw in loaders.items():
         seconds = statistics.median(raw["seconds"])
         out[name] = {
@@ -236,13 +242,14 @@ def summarize(training: dict, loaders: dict) -> dict:
 
 def report(results: dict, meta: dict) -> str:
     lines = [
-        "| measurement | median s/epoch | ratio to floor | fixed overhead s | CPU s/epoch |",
-        "|---|---:|---:|---:|---:|",
+        "| measurement | median s/epoch | ratio to floor | per-round ratio | fixed overhead s | CPU s/epoch |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name in TRAINING:
         r = results[name]
         lines.append(
-            f"| {name} | {r['s_per_epoch']:.3f} | {r['ratio_to_floor']:.2f} | {r['fixed_overhead_s']:.2f} "
+            f"| {name} | {r['s_per_epoch']:.3f} | {r['ratio_to_floor']:.2f} | {r['paired_ratio_to_floor']:.2f} "
+            f"| {r['fixed_overhead_s']:.2f} "
             f"| {r['cpu_s_per_epoch']:.3f} |"
         )
     lines += ["", "| loader (1 epoch, no model) | batches/s | s/epoch | ratio to floor |", "|---|---:|---:|---:|"]
