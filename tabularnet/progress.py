@@ -14,6 +14,8 @@ import time
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
+from tabularnet.training.progress import epoch_label
+
 SHOWN_METRICS = ("train_loss", "val_loss", "val_acc", "val_auroc")
 
 
@@ -54,7 +56,7 @@ class _Throttled:
             return
         metrics = trainer.callback_metrics
         values = "  ".join(f"{k} {float(metrics[k]):.4f}" for k in SHOWN_METRICS if k in metrics)
-        self._print_line(f"epoch {trainer.current_epoch}/{trainer.max_epochs}  {values}")
+        self._print_line(f"{epoch_label(trainer.current_epoch - 1, trainer.max_epochs)}  {values}")
 
 
 class ThrottledRichProgressBar(_Throttled, RichProgressBar):

@@ -61,6 +61,15 @@ def test_fit_prints_one_line_per_epoch(table_files, tmp_path, capsys):
         ]
     )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
-    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert [line.split()[1] for line in lines] == ["0/1", "1/1"]  # counted from 0, as checkpoint names are
     for line in lines:
         assert "train_loss" in line and "val_loss" in line and "val_acc" in line
+
+
+def test_epoch_label_counts_from_zero_like_checkpoint_names():
+    from tabularnet.training.progress import epoch_label
+
+    assert epoch_label(0, 12) == "epoch 0/11"
+    assert epoch_label(11, 12) == "epoch 11/11"
+    assert epoch_label(3, -1) == "epoch 3"  # max_epochs=-1: no limit
+    assert epoch_label(3, None) == "epoch 3"

@@ -12,6 +12,12 @@ except ImportError:  # rich comes with lightning[pytorch-extra]; a plain line is
     Progress = None
 
 
+def epoch_label(epoch: int, max_epochs: int | None) -> str:
+    """``epoch 3/11``: the finished epoch counted from 0 and the last one, as Lightning's bar, the checkpoint names
+    (``epoch=3-step=...``) and the summary's best epoch count them."""
+    return f"epoch {epoch}/{max_epochs - 1}" if max_epochs is not None and max_epochs > 0 else f"epoch {epoch}"
+
+
 class EpochProgress:
     """``with EpochProgress(max_epochs) as p: p.start_epoch(n_batches); p.advance(); p.end_epoch(line)``;
     with ``enabled=False`` every call does nothing."""

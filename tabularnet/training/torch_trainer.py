@@ -16,7 +16,7 @@ from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.config import Recipe
 from tabularnet.training.objectives import evaluation_loss, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
-from tabularnet.training.progress import EpochProgress
+from tabularnet.training.progress import EpochProgress, epoch_label
 
 
 @dataclass
@@ -167,7 +167,7 @@ class TorchTrainer:
 
     def _epoch_line(self, epoch: int, seconds: float) -> str:
         h = self.history
-        line = f"epoch {epoch + 1}/{self.max_epochs}  train_loss {h.train_loss[-1]:.4f}"
+        line = f"{epoch_label(epoch, self.max_epochs)}  train_loss {h.train_loss[-1]:.4f}"
         if h.val_loss:
             line += f"  val_loss {h.val_loss[-1]:.4f}  val_acc {h.val_acc[-1]:.4f}"
         return f"{line}  ({seconds:.1f}s)"
