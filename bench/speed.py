@@ -208,6 +208,11 @@ def measure(dm: TabularDataModule, repeats: int) -> tuple[dict, dict, list]:
     return training, loaders, load
 
 
+def paired_ratio(rounds_a: list[float], rounds_b: list[float]) -> float:
+    """Median over rounds of a / b within each round: robust to the machine's speed drifting between rounds."""
+    return statistics.median(a / b for a, b in zip(rounds_a, rounds_b))
+
+
 def summarize(training: dict, loaders: dict) -> dict:
     out = {}
     for name, raw in training.items():
@@ -225,10 +230,7 @@ def summarize(training: dict, loaders: dict) -> dict:
     floor_rounds = out["floor"]["per_round_s_per_epoch"]
     for row in out.values():
         row["ratio_to_floor"] = row["s_per_epoch"] / floor
-        # per-round ratios (each against the floor of its own round): robust to the machine's speed drifting
-        row["paired_ratio_to_floor"] = statistics.median(
-            a / b for a, b in zip(row["per_round_s_per_epoch"], floor_rounds)
-        )
+        row["paired_ratio_to_floor"] = paired_ratio(row["per_round_s_per_epoch"], floor_rounds)
     for name, raw in loaders.items():
         seconds = statistics.median(raw["seconds"])
         out[name] = {
@@ -294,8 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     training, loaders, load = measure(dm, repeats)
     results = summarize(training, loaders)
 
-    rounds = (results[k]["per_round_s_per_epoch"] for k in ("lightning", "torchtrainer"))
-    paired = statistics.median(a / b for a, b in zip(*rounds))  # per-round ratios: robust to load drifting
+    paired = paired_ratio(*(results[k]["per_round_s_per_epoch"] for k in ("lightning", "torchtrainer")))
     meta = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),

@@ -75,15 +75,11 @@ class TabularCLI(LightningCLI):
             version = self._resume_version(root) if self.subcommand == "fit" else None
             # NOTE: no placeholder hp_metric: after_fit logs the hyperparameters with the real final metrics
             kwargs["logger"] = RunLogger(save_dir=root, version=version, default_hp_metric=False)
-        callbacks = trainer_config.get("callbacks") or []
-        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
-        added = []
-        if trainer_config.get("enable_progress_bar") is not False and not any(
-            isinstance(c, ProgressBar) for c in callbacks
-        ):
-            added.append(default_progress_bar())
-        if added:
-            kwargs["callbacks"] = [*callbacks, *added]
+        if trainer_config.get("enable_progress_bar") is not False:
+            callbacks = trainer_config.get("callbacks") or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            if not any(isinstance(c, ProgressBar) for c in callbacks):
+                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
         checkpoint = self._get(self.config_init, "checkpoint")
         keep_last = self.subcommand == "fit" and getattr(checkpoint, "save_last", None) is True
         if keep_last:
