@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Literal
 
@@ -10,63 +9,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tabularnet.data.schema import (
-    DEFAULT_NA_VALUES,
-    DataError,
-    Schema,
-    check_columns,
-    check_numeric,
-    mark_missing,
-    warn,
+from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError, Schema, check_numeric, mark_missing, warn
+from tabularnet.data.transform import (  # noqa: F401 (re-exported: the names predate the torch-free module)
+    MISSING_ID,
+    N_RESERVED,
+    UNKNOWN_ID,
+    category_strings,
+    factorized_strings,
+    hash_codes,
+    transform_table,
 )
 
-# Reserved categorical ids: every categorical column maps missing values to 0 and categories never seen
-# in training (or seen fewer than ``min_frequency`` times) to 1, so the embedding tables have
-# ``n_categories + 2`` rows.
-MISSING_ID, UNKNOWN_ID, N_RESERVED = 0, 1, 2
 Scaling = Literal["standard", "quantile", "none"]
 HighCardinality = Literal["drop", "hash", "keep"]
-
-
-def factorized_strings(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, strings)``: ``strings[codes[i]]`` is row ``i``'s category string, ``codes[i] == -1`` if missing.
-
-    The string rules run once per distinct value (``pd.factorize`` hashes the column in C), so a million-row
-    column with a few dozen categories costs a few milliseconds.
-    """
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    values = np.asarray(uniques)
-    if pd.api.types.is_bool_dtype(series):
-        strings = values.astype(str).astype(object)
-    elif pd.api.types.is_numeric_dtype(series):
-        floats = values.astype(np.float64)
-        whole = np.isfinite(floats) & (floats == np.round(floats))
-        strings = values.astype(str).astype(object)  # the column's own precision: float32 0.1 -> "0.1"
-        strings[whole] = floats[whole].astype(np.int64).astype(str)
-    else:
-        strings = np.array([_category_string(v) for v in values], dtype=object)
-    return codes, strings
-
-
-def hash_codes(series: pd.Series, n_buckets: int) -> np.ndarray:
-    """Category ids ``N_RESERVED .. N_RESERVED + n_buckets - 1`` from a hash of each value's category string
-    (missing -> MISSING_ID). CRC-32 of the UTF-8 bytes: the same id in every process, unlike Python's salted
-    ``hash()`` of a string."""
-    codes, strings = factorized_strings(series)
-    unique_ids = [zlib.crc32(s.encode("utf-8")) % n_buckets + N_RESERVED for s in strings]
-    return np.array([*unique_ids, MISSING_ID], dtype=np.int64)[codes]  # code -1 (missing): the last entry
-
-
-def category_strings(series: pd.Series) -> pd.Series:
-    """Category values as strings, stable across files: 3, 3.0 and "3" all become "3"; missing stays NaN."""
-    codes, strings = factorized_strings(series)
-    return pd.Series(np.append(strings, np.nan).astype(object)[codes], index=series.index)
-
-
-def _category_string(value) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _native(value):
@@ -205,54 +160,10 @@ class Preprocessor:
 
     # --------------------------------------------------------------- transform
     def transform(self, df: pd.DataFrame, *, source: str = "table") -> dict[str, torch.Tensor]:
-        """Features of ``df`` as ``{"x_num": (N, n_num_features) float32, "x_cat": (N, n_cat) int64}``."""
-        state = self._fitted()
-        schema = self.schema
-        df = mark_missing(df, state.get("na_values", []), source=source)
-        check_columns(df, schema.features, what="feature column", source=source)
-        known = {*schema.features, *schema.dropped, schema.target}
-        extra = [str(c) for c in df.columns if c not in known and not str(c).startswith("__")]
-        if extra:
-            warn(f"{source}: ignoring column(s) not seen in training: {', '.join(map(repr, extra))}")
-        columns, indicators = [], []
-        for name, stats in state["numeric"].items():
-            values = check_numeric(df[name], name=name, source=source)
-            missing = np.isnan(values)
-            columns.append(self._scale(np.where(missing, stats["median"], values), stats))
-            if stats["indicator"]:
-                indicators.append(missing.astype(np.float64))
-        x_num = np.stack(columns + indicators, axis=1) if columns else np.zeros((len(df), 0))
-        hashed = state.get("hashed", {})
-        codes = [
-            hash_codes(df[name], hashed[name])
-            if name in hashed
-            else self._encode_categories(df[name], state["categorical"][name])
-            for name in schema.categorical
-        ]
-        x_cat = np.stack(codes, axis=1) if codes else np.zeros((len(df), 0), dtype=np.int64)
-        return {
-            "x_num": torch.as_tensor(x_num, dtype=torch.float32),
-            "x_cat": torch.as_tensor(x_cat, dtype=torch.int64),
-        }
-
-    def _scale(self, values: np.ndarray, stats: dict) -> np.ndarray:
-        if self.state["scaling"] == "standard":
-            return (values - stats["mean"]) / stats["std"]
-        if self.state["scaling"] == "quantile":
-            quantiles = np.asarray(stats["quantiles"])
-            # NOTE: averaging the left and right interpolation handles repeated quantiles (many zeros).
-            ranks = np.linspace(0, 1, quantiles.size)
-            cdf = 0.5 * (np.interp(values, quantiles, ranks) - np.interp(-values, -quantiles[::-1], -ranks[::-1]))
-            cdf = np.clip(cdf, 1e-3, 1 - 1e-3)
-            return np.sqrt(2) * torch.erfinv(torch.as_tensor(2 * cdf - 1)).numpy()
-        return values
-
-    @staticmethod
-    def _encode_categories(series: pd.Series, categories: list[str]) -> np.ndarray:
-        codes, strings = factorized_strings(series)
-        ids = {category: i + N_RESERVED for i, category in enumerate(categories)}
-        unique_ids = [ids.get(s, UNKNOWN_ID) for s in strings]  # a value not among the categories: unknown
-        return np.array([*unique_ids, MISSING_ID], dtype=np.int64)[codes]  # code -1 (missing): the last entry
+        """Features of ``df`` as ``{"x_num": (N, n_num_features) float32, "x_cat": (N, n_cat) int64}`` (see
+        :func:`~tabularnet.data.transform.transform_table`, which prediction without torch shares)."""
+        x_num, x_cat = transform_table(self._fitted(), df, source=source)
+        return {"x_num": torch.from_numpy(x_num), "x_cat": torch.from_numpy(x_cat)}
 
     def encode_labels(self, y: pd.Series | np.ndarray, *, source: str = "table") -> torch.Tensor:
         """Labels as class indices; raises naming the first label not seen in training."""
