@@ -6,19 +6,11 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
-import pandas as pd
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from tabularnet.data.sources import write_table
-
-
-def predictions_frame(probs: np.ndarray, classes: list) -> pd.DataFrame:
-    """``prediction`` (the original label) and one ``proba_<label>`` column per class, one row per input row."""
-    frame = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[probs.argmax(1)] if len(probs) else []})
-    for i, label in enumerate(classes):
-        frame[f"proba_{label}"] = probs[:, i] if len(probs) else []
-    return frame
+from tabularnet.data.transform import predictions_frame
 
 
 class PredictionWriter(BasePredictionWriter):

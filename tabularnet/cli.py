@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -23,9 +21,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
+from tabularnet.console import main as console_main
+from tabularnet.console import user_errors
 from tabularnet.data.datamodule import load_checkpoint
 from tabularnet.data.lightning_datamodule import TabularDataModule
-from tabularnet.data.schema import DataError, DataWarning
+from tabularnet.data.schema import DataError
 from tabularnet.progress import default_progress_bar
 from tabularnet.reporting.summary import print_summary
 from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger, checkpoint_version, last_checkpoint
@@ -271,59 +271,11 @@ def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
     return [args[0], "--config", str(config_path), *args[1:]]
 
 
-def _error_line(err: Exception) -> str:
-    """The one line that says what is wrong. jsonargparse wraps an error raised while instantiating the model in a
-    "Does not validate against any of the Union subtypes" report whose "- " lines hold the original messages."""
-    lines = [line.strip() for line in str(err).strip().splitlines()]
-    if not lines or not lines[0]:
-        return type(err).__name__
-    if lines[0].startswith("Does not validate against any of the Union subtypes"):
-        reasons = [line[2:] for line in lines if line.startswith("- ") and not line.startswith("- Expected a")]
-        return reasons[0] if reasons else lines[0]
-    return lines[0]
-
-
-_default_showwarning = warnings.showwarning
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Data warnings as one line, like the errors; anything else as Python shows it."""
-    if issubclass(category, DataWarning):
-        print(f"tabularnet: warning: {message}", file=sys.stderr)
-    else:
-        _default_showwarning(message, category, filename, lineno, file, line)
-
-
-def main(args: list[str] | None = None) -> None:
-    """Entry point of ``tabularnet``; ``args`` defaults to ``sys.argv[1:]``."""
-    args = list(sys.argv[1:] if args is None else args)
-    if args and args[0] == "report":  # not a Lightning subcommand: no model, data or trainer
-        from tabularnet.reporting.report import report_main
-
-        with _user_errors():
-            report_main(args[1:])
-        return
-    build_cli(args)
-
-
-@contextlib.contextmanager
-def _user_errors():
-    """Errors users cause (bad files, columns, options) end the command with one line and exit status 2."""
-    try:
-        yield
-    except (DataError, ValueError) as err:
-        if os.environ.get("TABULARNET_DEBUG"):
-            raise
-        print(f"tabularnet: error: {_error_line(err)}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
     quiet_lightning()
     args = list(sys.argv[1:] if args is None else args)
-    with _user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder, warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+    with user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
         return TabularCLI(
             TrainingMixin,
             TabularDataModule,
@@ -335,6 +287,9 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
             run=run,
         )
 
+
+# `tabularnet` (tabularnet.console.main) sends what needs no Lightning (report, export, ONNX predict) elsewhere
+main = console_main
 
 if __name__ == "__main__":
     main()

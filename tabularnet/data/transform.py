@@ -153,3 +153,11 @@ def transform_table(state: dict, df: pd.DataFrame, *, source: str = "table") -> 
     ]
     x_cat = np.stack(codes, axis=1) if codes else np.zeros((len(df), 0), dtype=np.int64)
     return x_num.astype(np.float32), x_cat.astype(np.int64)
+
+
+def predictions_frame(probs: np.ndarray, classes: list) -> pd.DataFrame:
+    """``prediction`` (the original label) and one ``proba_<label>`` column per class, one row per input row."""
+    frame = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[probs.argmax(1)] if len(probs) else []})
+    for i, label in enumerate(classes):
+        frame[f"proba_{label}"] = probs[:, i] if len(probs) else []
+    return frame

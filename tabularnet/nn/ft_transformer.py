@@ -43,7 +43,7 @@ class FeatureTokenizer(nn.Module):
             tokens.append(self.numeric(x_num))
         if self.categorical is not None:
             tokens.append(self.categorical(x_cat))
-        tokens.append(self.cls.expand(len(x_num), -1, -1))
+        tokens.append(self.cls.expand(x_num.shape[0], -1, -1))  # shape, not len(): a dynamic batch in export
         return torch.cat(tokens, dim=1)
 
 
