@@ -22,6 +22,8 @@ from tabularnet.data.schema import (
     DataError,
     check_columns,
     check_target,
+    check_weighted_classes,
+    check_weights,
     drop_missing_targets,
     infer_schema,
     mark_missing,
@@ -95,6 +97,11 @@ class TabularData:
         test_path: test table, evaluated with the best checkpoint at the end of ``fit``.
         predict_path: table to predict (``tabularnet predict``); a target column in it is ignored.
         target: name of the label column.
+        weight_column: name of a column of per-row sample weights (not a feature): the training loss, the
+            preprocessing statistics and the validation/test metrics weigh each row by it (a row of integer weight
+            ``k`` counts as ``k`` copies; weight 0 leaves the row out). The training table must have it; validation
+            and test tables are weighted when they have it; prediction tables need not have it. Weights must be
+            finite numbers >= 0, not all zero. ``null``: every row weighs 1.
         val_fraction: share of the training table held out for validation when there is no ``val_path``.
         test_fraction: share of the training table held out for testing when there is no ``test_path`` (0: none).
         categorical: columns to treat as categorical (others are inferred: strings, bools and integer columns with
@@ -143,6 +150,7 @@ class TabularData:
         test_path: str | None = None,
         predict_path: str | None = None,
         target: str = "target",
+        weight_column: str | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.0,
         categorical: list[str] | None = None,
@@ -174,6 +182,8 @@ class TabularData:
             self._hparams = _Hyperparameters(arguments)
         if batch_size < 1:
             raise DataError(f"data.batch_size must be positive, however: batch_size={batch_size}")
+        if weight_column is not None and weight_column == target:
+            raise DataError(f"data.weight_column and data.target name the same column {target!r}")
         if teacher is not None and teacher_logits_path is not None:
             raise DataError("give data.teacher or data.teacher_logits_path, not both")
         if teacher is not None:
@@ -242,19 +252,27 @@ class TabularData:
         train = self._frames["train"]
         source = paths["train"] or "training data"
         check_columns(train, [hp.target], what="target column", source=source)  # early, before any work
+        if hp.weight_column is not None:  # validated on the whole file, so an error's row is the file's row
+            check_columns(train, [hp.weight_column], what="weight column", source=source)
+            check_weights(train[hp.weight_column], what=f"{source}: weight column {hp.weight_column!r}")
         if hp.teacher_logits_path and self.teacher_logits is None:
             logits = as_logits(read_teacher_logits(hp.teacher_logits_path, len(train)))
             self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
             train = train.assign(__teacher_row__=np.arange(len(train)))  # before rows without a label go
         train = self._clean(train, source)
         check_target(train[hp.target], source=source)
+        if hp.weight_column is not None:
+            weights = pd.to_numeric(train[hp.weight_column]).to_numpy(dtype=np.float64)
+            check_weighted_classes(train[hp.target], weights, what=f"{source}: weight column {hp.weight_column!r}")
         if self._schema is None:
             # NOTE: roles are inferred and values validated on the whole table, before any split, so that an
             # error's row number is the row of the user's file.
-            features = train.drop(columns="__teacher_row__", errors="ignore")
+            features = train.drop(columns=["__teacher_row__", hp.weight_column], errors="ignore")
             self._schema = infer_schema(
                 features, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source
             )
+            if hp.weight_column is not None:  # seen in training, not a feature: prediction tables may have it
+                self._schema.dropped.append(hp.weight_column)
         if paths["test"] and "test" not in self._frames:
             self._frames["test"] = self._read("test", paths["test"])
         elif hp.test_fraction > 0 and "test" not in self._frames:
@@ -276,7 +294,21 @@ class TabularData:
 
     def _read(self, split: str, path: str) -> pd.DataFrame:
         df = read_table(path)
-        return df if split == "predict" else self._clean(df, path)
+        if split == "predict":
+            return df
+        weight_column = self.hparams.weight_column
+        if weight_column is not None and weight_column in df.columns:  # validation and test rows: weighted if given
+            check_weights(df[weight_column], what=f"{path}: weight column {weight_column!r}")
+        return self._clean(df, path)
+
+    def _sample_weight(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The rows' weights from ``weight_column`` (validated when read), ``None`` without the column. Weights that
+        are all 1 are no weights: the weighted formulas then equal the plain ones, and the plain ones run."""
+        column = self.hparams.weight_column
+        if column is None or column not in frame.columns:
+            return None
+        weights = pd.to_numeric(frame[column]).to_numpy(dtype=np.float64)
+        return None if (weights == 1).all() else weights
 
     def _ensure_fitted(self) -> Preprocessor:
         if self.preprocessor.state is not None:
@@ -294,7 +326,8 @@ class TabularData:
         source = self._paths()["train"] or "training data"
         labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
         classes = np.unique(pd.concat(labeled).to_numpy())
-        self.preprocessor.fit(train, self._schema, classes=classes, source=source)
+        weights = self._sample_weight(train)
+        self.preprocessor.fit(train, self._schema, classes=classes, source=source, sample_weight=weights)
         return self.preprocessor
 
     # ------------------------------------------------------- data-derived sizes
@@ -335,6 +368,9 @@ class TabularData:
         target = self.hparams.target
         if split != "predict":
             tensors["y"] = preprocessor.encode_labels(frame[target], source=source)
+            weights = self._sample_weight(frame)
+            if weights is not None:  # travels in the batch: the loss and the metrics weigh rows by it
+                tensors["weight"] = torch.tensor(weights, dtype=torch.float32)
         if split == "train" and self.hparams.teacher is not None and self.teacher_logits is None:
             self._fit_teacher(frame)
         if split == "train" and self.teacher_logits is not None:
@@ -347,16 +383,20 @@ class TabularData:
         hp, features = self.hparams, self.preprocessor.schema.features
         X, y = train[features], train[hp.target].to_numpy()
         folder = Path(hp.teacher_cache_dir or self.default_teacher_cache_dir or ".tabularnet_cache")
-        key = cache_key(hp.teacher, train[[*features, hp.target]], hp.teacher_folds, hp.seed)
+        weights = self._sample_weight(train)
+        keyed = [*features, hp.target, *([hp.weight_column] if weights is not None else [])]
+        key = cache_key(hp.teacher, train[keyed], hp.teacher_folds, hp.seed)
         cached = load_cached(folder, key)
         if cached is None:
-            logits = cross_fit_logits(hp.teacher, X, y, self.classes, folds=hp.teacher_folds, seed=hp.seed)
+            logits = cross_fit_logits(
+                hp.teacher, X, y, self.classes, folds=hp.teacher_folds, seed=hp.seed, sample_weight=weights
+            )
             evaluations = {
                 split: (frame[features], frame[hp.target].to_numpy())
                 for split in ("val", "test")
                 if (frame := self._frame(split)) is not None
             }
-            metrics = teacher_metrics(hp.teacher, (X, y), evaluations, self.classes)
+            metrics = teacher_metrics(hp.teacher, (X, y), evaluations, self.classes, sample_weight=weights)
             save_cached(folder, key, logits, metrics)
         else:
             logits, metrics = cached
@@ -414,14 +454,20 @@ class TabularData:
             return None
         return TensorBatchLoader(tensors, batch_size=self.hparams.eval_batch_size, shard=False)
 
-    def training_numeric_inputs(self, max_streamed_rows: int = 100_000) -> torch.Tensor:
+    def training_numeric_inputs(self, max_streamed_rows: int = 100_000, *, with_weights: bool = False):
         """``x_num`` of the training split, for data-dependent initialisation (PLE bin edges); when the training
-        file streams, of a uniform sample of at most ``max_streamed_rows`` of its training rows."""
+        file streams, of a uniform sample of at most ``max_streamed_rows`` of its training rows. ``with_weights``:
+        ``(x_num, sample weights or None)``."""
         if "train" not in self._streams():
-            return self.split_tensors("train")["x_num"]
-        hp, (path, rows) = self.hparams, self._streams()["train"]
-        sample = sample_parquet(path, min(hp.sample_rows, max_streamed_rows), rows=rows, seed=hp.seed)
-        return self._ensure_fitted().transform(sample, source=path)["x_num"]
+            tensors = self.split_tensors("train")
+            x_num, weight = tensors["x_num"], tensors.get("weight")
+        else:
+            hp, (path, rows) = self.hparams, self._streams()["train"]
+            sample = sample_parquet(path, min(hp.sample_rows, max_streamed_rows), rows=rows, seed=hp.seed)
+            x_num = self._ensure_fitted().transform(sample, source=path)["x_num"]
+            weights = self._sample_weight(sample)
+            weight = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        return (x_num, weight) if with_weights else x_num
 
     def _streaming_loader(self, split: str, *, train: bool) -> StreamingParquetLoader:
         hp = self.hparams

@@ -28,6 +28,33 @@ def _native(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def weighted_quantiles(values: np.ndarray, q, weight: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, q)`` (linear interpolation) of the column in which value ``i`` occurs ``weight[i]``
+    times: equal to it on the repeated column for integer weights (rows of weight 0 are never chosen); real
+    weights count as fractional repeats."""
+    q = np.asarray(q, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    sorted_values, cumulative = values[order], np.cumsum(weight[order])
+    position = np.clip(q * (cumulative[-1] - 1), 0, None)  # the virtual index in the repeated, sorted column
+    below = np.floor(position)
+    last = len(values) - 1
+    a = sorted_values[np.searchsorted(cumulative, below, side="right").clip(max=last)]
+    b = sorted_values[np.searchsorted(cumulative, below + 1, side="right").clip(max=last)]
+    t = position - below
+    # NOTE: numpy's own lerp (a + (b - a) t, from the upper end when t >= 0.5), so unit weights give its numbers
+    return np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
+
+
+def _category_counts(series: pd.Series, weight: np.ndarray | None) -> pd.Series:
+    """Rows per category string (missing values not counted); with ``weight``, the categories' total weights,
+    only those above 0."""
+    strings = category_strings(series)
+    if weight is None:
+        return strings.value_counts()
+    totals = pd.Series(weight, index=series.index).groupby(strings).sum()
+    return totals[totals > 0].sort_values(ascending=False, kind="stable")
+
+
 class Preprocessor:
     """Numeric scaling with median imputation + missing indicators, categorical index encoding, labels.
 
@@ -67,17 +94,26 @@ class Preprocessor:
         self.state: dict | None = None
 
     # ----------------------------------------------------------------- fitting
-    def fit(self, df: pd.DataFrame, schema: Schema, *, classes=None, source: str = "train") -> Preprocessor:
-        """Fit on the training split ``df``; ``classes`` (default: the labels in ``df``) fixes the label set."""
+    def fit(
+        self, df: pd.DataFrame, schema: Schema, *, classes=None, source: str = "train", sample_weight=None
+    ) -> Preprocessor:
+        """Fit on the training split ``df``; ``classes`` (default: the labels in ``df``) fixes the label set.
+
+        ``sample_weight`` (one non-negative number per row, validated by the caller) weighs every statistic as
+        frequency weights: the fit equals the fit on ``df`` with row ``i`` repeated ``sample_weight[i]`` times
+        (for integer weights; rows of weight 0 count as absent): means, standard deviations, medians, quantiles,
+        category counts (``min_frequency``, ``max_categories``) and class counts.
+        """
         df = mark_missing(df, self.na_values, source=source)
+        weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         schema = Schema.from_dict(schema.to_dict())  # high-cardinality columns may move to ``dropped``
         numeric = {}
         for name in schema.numeric:
             values = check_numeric(df[name], name=name, source=source)
-            numeric[name] = self._fit_numeric(values)
+            numeric[name] = self._fit_numeric(values, weight)
         categorical, hashed = {}, {}
         for name in list(schema.categorical):
-            counts = category_strings(df[name]).value_counts()
+            counts = _category_counts(df[name], weight)
             if len(counts) > self.max_categories and self.high_cardinality == "drop":
                 warn(
                     f"{source}: column {name!r} has {len(counts)} distinct values (more than max_categories="
@@ -96,7 +132,11 @@ class Preprocessor:
             classes = [_native(c) for c in classes]
             if schema.target is not None:
                 labels = pd.Series([_native(v) for v in df[schema.target].to_numpy()], dtype=object)
-                class_counts = [int(k) for k in labels.value_counts().reindex(classes, fill_value=0).to_numpy()]
+                if weight is None:
+                    class_counts = [int(k) for k in labels.value_counts().reindex(classes, fill_value=0).to_numpy()]
+                else:  # the classes' total weights
+                    totals = pd.Series(weight).groupby(labels.to_numpy()).sum()
+                    class_counts = [float(k) for k in totals.reindex(classes, fill_value=0.0).to_numpy()]
         self.state = {
             "scaling": self.scaling,
             "na_values": list(self.na_values),
@@ -109,7 +149,9 @@ class Preprocessor:
         }
         return self
 
-    def _fit_numeric(self, values: np.ndarray) -> dict:
+    def _fit_numeric(self, values: np.ndarray, weight: np.ndarray | None = None) -> dict:
+        if weight is not None:
+            return self._fit_numeric_weighted(values, weight)
         observed = values[~np.isnan(values)]
         median = float(np.median(observed)) if observed.size else 0.0
         stats = {"median": median, "indicator": bool(observed.size < values.size)}
@@ -120,6 +162,23 @@ class Preprocessor:
         elif self.scaling == "quantile":
             n_quantiles = int(min(1000, max(filled.size, 2)))
             stats["quantiles"] = np.quantile(filled, np.linspace(0, 1, n_quantiles)).tolist()
+        return stats
+
+    def _fit_numeric_weighted(self, values: np.ndarray, weight: np.ndarray) -> dict:
+        """:meth:`_fit_numeric` of the column with value ``i`` repeated ``weight[i]`` times."""
+        missing = np.isnan(values)
+        observed, observed_weight = values[~missing], weight[~missing]
+        present = observed_weight.sum() > 0
+        median = float(weighted_quantiles(observed, [0.5], observed_weight)[0]) if present else 0.0
+        stats = {"median": median, "indicator": bool((weight[missing] > 0).any())}
+        filled = np.where(missing, median, values)
+        if self.scaling == "standard":
+            mean = np.sum(weight * filled) / np.sum(weight)
+            std = float(np.sqrt(np.sum(weight * (filled - mean) ** 2) / np.sum(weight)))
+            stats.update(mean=float(mean), std=std if std > 0 else 1.0)
+        elif self.scaling == "quantile":
+            n_quantiles = int(min(1000, max(weight.sum(), 2)))
+            stats["quantiles"] = weighted_quantiles(filled, np.linspace(0, 1, n_quantiles), weight).tolist()
         return stats
 
     # ---------------------------------------------------------------- metadata

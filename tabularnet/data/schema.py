@@ -151,6 +151,40 @@ def check_target(y: pd.Series, *, source: str) -> pd.Series:
     return y
 
 
+def check_weights(values, *, what: str) -> np.ndarray:
+    """Sample weights as float64: one number per row, finite, non-negative and not all zero; else a DataError that
+    starts with ``what`` (``"sample_weight"``, ``"train.csv: weight column 'w'"``) and names the first bad row."""
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object).ravel())
+    if pd.api.types.is_bool_dtype(series):
+        numbers = series.to_numpy(dtype=np.float64)
+    else:
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    present = series.notna().to_numpy()
+    checks = [
+        (np.isnan(numbers) & present, "a non-numeric value"),
+        (~present, "a missing value"),
+        (np.isinf(numbers), "a non-finite value"),
+        (numbers < 0, "a negative value"),
+    ]
+    for bad, what_is_wrong in checks:
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            shown = "" if what_is_wrong == "a missing value" else f" {series.iloc[row]!r}"
+            raise DataError(f"{what} has {what_is_wrong}{shown} at row {row}; weights must be finite numbers >= 0")
+    if len(numbers) and not (numbers > 0).any():
+        raise DataError(f"{what}: all weights are zero; at least one row needs a positive weight")
+    return numbers
+
+
+def check_weighted_classes(y, weight: np.ndarray, *, what: str) -> None:
+    """Raise unless rows of positive weight cover at least two classes (weight 0 is a row left out)."""
+    labels = pd.unique(np.asarray(y, dtype=object)[np.asarray(weight) > 0])
+    if len(labels) < 2:
+        raise DataError(
+            f"{what}: only one class has rows of positive weight ({labels[0]!r}); need at least two classes"
+        )
+
+
 def check_unique_columns(columns: Sequence, *, source: str) -> None:
     """Raise naming the column names that occur more than once."""
     seen, dupes = set(), []

@@ -78,22 +78,39 @@ def fold_assignment(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold_of
 
 
-def cross_fit_logits(spec: dict, X: pd.DataFrame, y: np.ndarray, classes: list, *, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold teacher logits for every row of ``X``."""
+def _weighted(sample_weight: np.ndarray | None, rows) -> dict:
+    """``fit``'s keyword arguments: ``sample_weight`` of ``rows`` when there are weights."""
+    return {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)[rows]}
+
+
+def cross_fit_logits(
+    spec: dict,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    classes: list,
+    *,
+    folds: int,
+    seed: int,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Out-of-fold teacher logits for every row of ``X`` (teachers fitted with ``sample_weight`` when given)."""
     fold_of = fold_assignment(y, folds, seed)
     logits = np.zeros((len(y), len(classes)))
     for k in range(folds):
         fit_rows, held_out = fold_of != k, fold_of == k
         teacher = build_teacher(spec)
-        teacher.fit(X[fit_rows], y[fit_rows])
+        teacher.fit(X[fit_rows], y[fit_rows], **_weighted(sample_weight, fit_rows))
         logits[held_out] = probs_to_logits(teacher.predict_proba(X[held_out]), teacher.classes_, classes)
     return logits
 
 
-def teacher_metrics(spec: dict, train: tuple, evaluations: dict[str, tuple], classes: list) -> dict[str, float]:
-    """Fit one teacher on the whole training split; its acc/auroc/logloss on each evaluation split."""
+def teacher_metrics(
+    spec: dict, train: tuple, evaluations: dict[str, tuple], classes: list, sample_weight: np.ndarray | None = None
+) -> dict[str, float]:
+    """Fit one teacher on the whole training split (with ``sample_weight`` when given); its acc/auroc/logloss on
+    each evaluation split (unweighted)."""
     teacher = build_teacher(spec)
-    teacher.fit(*train)
+    teacher.fit(*train, **_weighted(sample_weight, slice(None)))
     metrics = {}
     for split, (X, y) in evaluations.items():
         probs = np.exp(probs_to_logits(teacher.predict_proba(X), teacher.classes_, classes)).astype(np.float64)

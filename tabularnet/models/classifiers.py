@@ -25,7 +25,7 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.data.datamodule import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
-from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
+from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError, check_weighted_classes, check_weights
 from tabularnet.data.teacher import as_logits
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.training.calibration import network_logits, temperature_scaling
@@ -33,6 +33,7 @@ from tabularnet.training.config import Recipe
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
 TARGET = "__target__"
+WEIGHT = "__sample_weight__"  # the training frame's column of sample weights (the data module's weight_column)
 TRAINING_DEFAULTS = {
     "batch_size": 64,
     "epochs": 50,
@@ -86,6 +87,21 @@ def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Ten
             f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}"
         )
     return torch.as_tensor(as_logits(values), dtype=torch.float32)
+
+
+def check_sample_weight(sample_weight, y: np.ndarray) -> np.ndarray | None:
+    """``sample_weight`` as float64, one per row of ``y``: 1-D, finite, non-negative, not all zero, and positive on
+    rows of at least two classes (scikit-learn's rules, checked here: its own helper is private)."""
+    if sample_weight is None:
+        return None
+    values = np.asarray(sample_weight)
+    if values.ndim != 1:
+        raise DataError(f"sample_weight must be 1-D (one weight per row), however: its shape is {values.shape}")
+    if len(values) != len(y):
+        raise DataError(f"sample_weight has {len(values)} weights but X has {len(y)} rows")
+    weights = check_weights(values, what="sample_weight")
+    check_weighted_classes(y, weights, what="sample_weight")
+    return weights
 
 
 def training_device(spec) -> torch.device:
@@ -161,9 +177,14 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         return getattr(lightning_modules, self.module_name)(**hparams)
 
     # ---------------------------------------------------------------- training
-    def train(self, X, y, teacher_probs=None, X_val=None, y_val=None):
+    def train(self, X, y, teacher_probs=None, X_val=None, y_val=None, sample_weight=None):
         """Fit on ``X, y``; ``teacher_probs`` (probabilities or logits, one row per row of X) for distillation;
-        ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on)."""
+        ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on).
+
+        ``sample_weight``: one weight per row of X (finite, >= 0, not all zero). The training loss, the
+        preprocessing statistics and ``class_weight='balanced'`` weigh each row by it (a row of integer weight
+        ``k`` counts as ``k`` copies of it, weight 0 as absent); validation rows carved from X keep their weights
+        and the validation metrics are then weighted. ``X_val, y_val`` rows weigh 1."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         training, X_frame = self._training(), as_frame(X)
@@ -176,14 +197,18 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if len(y) != len(X_frame):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
+        weights = check_sample_weight(sample_weight, y)
         self.n_features_in_ = X_frame.shape[1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(X_frame.columns, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        if TARGET in X_frame.columns:
-            raise DataError(f"X has a column named {TARGET!r}, which tabularnet reserves")
+        for reserved in (TARGET, WEIGHT):
+            if reserved in X_frame.columns:
+                raise DataError(f"X has a column named {reserved!r}, which tabularnet reserves")
         train = X_frame.assign(**{TARGET: y})
+        if weights is not None:
+            train[WEIGHT] = weights
         val = None if X_val is None else as_frame(X_val, list(X_frame.columns)).assign(**{TARGET: np.asarray(y_val)})
         n_classes = len(np.unique(y))
         logits = None if teacher_probs is None else teacher_logits_from(teacher_probs, len(y), n_classes)
@@ -195,6 +220,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             val=val,
             teacher_logits=logits,
             target=TARGET,
+            weight_column=WEIGHT if weights is not None else None,
             val_fraction=training["validation_split"] if (stop.enabled or self.calibrate) and val is None else 0.0,
             batch_size=training["batch_size"],
             eval_batch_size=training["eval_batch_size"],
@@ -241,9 +267,9 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             return list(DEFAULT_NA_VALUES if value is None else value)
         return value
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """scikit-learn's name for :meth:`train`."""
-        return self.train(X, y, **fit_params)
+        return self.train(X, y, sample_weight=sample_weight, **fit_params)
 
     def _fit_lightning(self, module, dm, training: dict, stop) -> None:
         import lightning.pytorch as pl

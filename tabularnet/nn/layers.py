@@ -130,13 +130,19 @@ class PiecewiseLinearEmbeddings(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_features, d_embedding).uniform_(-bound, bound))
 
     @torch.no_grad()
-    def initialize_from_data(self, x_num: Tensor, max_rows: int = 100_000) -> None:
-        """Set the bin edges to quantiles of ``x_num`` (the training split's scaled, imputed numeric inputs)."""
+    def initialize_from_data(self, x_num: Tensor, max_rows: int = 100_000, weight: Tensor | None = None) -> None:
+        """Set the bin edges to quantiles of ``x_num`` (the training split's scaled, imputed numeric inputs), of the
+        rows weighted by ``weight`` when given (a row of integer weight ``k`` counts as ``k`` copies)."""
         if len(x_num) > max_rows:  # quantiles of a fixed random subset: deterministic, no global RNG draw
-            x_num = x_num[torch.randperm(len(x_num), generator=torch.Generator().manual_seed(0))[:max_rows]]
+            subset = torch.randperm(len(x_num), generator=torch.Generator().manual_seed(0))[:max_rows]
+            x_num, weight = x_num[subset.to(x_num.device)], None if weight is None else weight[subset.to(weight.device)]
         quantiles = torch.linspace(0, 1, self.n_bins + 1, dtype=torch.float64)
         for i, column in enumerate(x_num.double().T):
-            edges = torch.unique(torch.quantile(column, quantiles, interpolation="lower"))  # data values, distinct
+            if weight is None:
+                edges = torch.quantile(column, quantiles, interpolation="lower")
+            else:
+                edges = weighted_lower_quantiles(column, quantiles.to(column.device), weight.double())
+            edges = torch.unique(edges)  # data values, distinct
             if len(edges) < 2:  # a constant feature: one bin of width 1 around it
                 edges = torch.cat([edges - 0.5, edges + 0.5])
             step = max(float(edges[-1] - edges[0]), 1.0)
@@ -170,13 +176,23 @@ def make_numeric_embeddings(
     raise ValueError(f"num_embedding must be 'linear', 'plr' or 'ple', however: num_embedding={kind!r}")
 
 
-def initialize_from_data(net: nn.Module, x_num: Tensor) -> bool:
+def weighted_lower_quantiles(values: Tensor, q: Tensor, weight: Tensor) -> Tensor:
+    """``torch.quantile(values, q, interpolation="lower")`` of the column in which value ``j`` occurs ``weight[j]``
+    times (equal to it on the repeated column for integer weights; rows of weight 0 are never chosen)."""
+    order = torch.argsort(values)
+    cumulative = weight[order].cumsum(0)
+    position = torch.floor(q * (cumulative[-1] - 1))  # the index in the repeated, sorted column
+    index = torch.searchsorted(cumulative, position, right=True).clamp(max=len(values) - 1)
+    return values[order][index]
+
+
+def initialize_from_data(net: nn.Module, x_num: Tensor, weight: Tensor | None = None) -> bool:
     """Data-dependent initialisation (PLE bin edges) of every submodule that has one; True if any had one.
-    Both trainers call it with the training split before the first step."""
+    Both trainers call it with the training split (and its sample weights, if any) before the first step."""
     found = False
     for module in net.modules():
         if module is not net and hasattr(module, "initialize_from_data"):
-            module.initialize_from_data(x_num)
+            module.initialize_from_data(x_num, weight=weight)
             found = True
     return found
 

@@ -127,13 +127,13 @@ class DistillationConfig:
 
 
 def resolve_class_weight(
-    class_weight, classes: Optional[Sequence] = None, class_counts: Optional[Sequence[int]] = None
+    class_weight, classes: Optional[Sequence] = None, class_counts: Optional[Sequence[float]] = None
 ) -> Optional[tuple[float, ...]]:
     """Per-class loss weights in the order of ``classes`` (scikit-learn's convention), or ``None``.
 
     ``"balanced"``: ``n_samples / (n_classes * count_c)`` from the training counts (a class with no training rows
-    counts as one). A dict maps original labels (compared as text, so ``1`` and ``"1"`` agree) to weights;
-    labels it leaves out weigh 1.
+    counts as one); with sample weights the counts are the classes' total weights. A dict maps original labels
+    (compared as text, so ``1`` and ``"1"`` agree) to weights; labels it leaves out weigh 1.
     """
     if class_weight is None:
         return None
@@ -142,7 +142,7 @@ def resolve_class_weight(
     if class_weight == "balanced":
         if class_counts is None or len(class_counts) != len(classes):
             raise ValueError("class_weight='balanced' needs the training class counts (class_counts)")
-        counts = [max(int(c), 1) for c in class_counts]
+        counts = [float(c) if c > 0 else 1.0 for c in class_counts]  # row counts, or total sample weights
         return tuple(sum(class_counts) / (len(classes) * c) for c in counts)
     if not isinstance(class_weight, dict):
         raise ValueError(f"class_weight must be 'balanced', a dict {{label: weight}} or None, however: {class_weight}")
@@ -187,7 +187,7 @@ class Recipe:
         distillation: Optional[dict] = None,
         class_weight: ClassWeightArg = None,
         classes: Optional[Sequence] = None,
-        class_counts: Optional[Sequence[int]] = None,
+        class_counts: Optional[Sequence[float]] = None,
     ) -> Recipe:
         """Validate the user-facing options (dicts as in the original API) into a Recipe; ``class_weight`` is
         resolved against the data's ``classes`` and training ``class_counts``."""

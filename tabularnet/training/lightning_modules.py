@@ -21,7 +21,7 @@ from tabularnet.training.config import (
     SchedulerArg,
 )
 from tabularnet.training.metrics import classification_metrics
-from tabularnet.training.objectives import AugmentationRNG, seed_training, training_loss
+from tabularnet.training.objectives import AugmentationRNG, batch_weight, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
 
 
@@ -48,7 +48,8 @@ class TrainingMixin(pl.LightningModule):
             training split), or ``{label: weight}`` keyed by the original labels (others weigh 1); ``null``: none.
             ``val_loss`` stays the unweighted log loss.
         classes: the original class labels (linked from the data module in the CLI).
-        class_counts: training rows per class (linked from the data module in the CLI).
+        class_counts: training rows per class, their total sample weight with weights (linked from the data
+            module in the CLI).
         calibrate: after training, fit one temperature T on the validation split (temperature scaling: the
             probabilities become softmax(logits / T)); T is stored in the checkpoint and used by validate, test
             and predict.
@@ -70,7 +71,7 @@ class TrainingMixin(pl.LightningModule):
         distillation: Optional[DistillationSpec] = None,
         class_weight: ClassWeightArg = None,
         classes: Optional[list] = None,
-        class_counts: Optional[list[int]] = None,
+        class_counts: Optional[list[float]] = None,
         calibrate: bool = False,
         compile: bool = False,
     ) -> None:
@@ -97,6 +98,9 @@ class TrainingMixin(pl.LightningModule):
         self.register_buffer("temperature", torch.ones(()))
         self.val_metrics = classification_metrics(n_classes, "val_")
         self.test_metrics = classification_metrics(n_classes, "test_")
+        # the same metrics with sample weights, for splits whose batches carry a "weight" (data.weight_column)
+        self.weighted_val_metrics = classification_metrics(n_classes, "val_", weighted=True)
+        self.weighted_test_metrics = classification_metrics(n_classes, "test_", weighted=True)
         self.rng = AugmentationRNG(0)
         # NOTE: not a registered submodule, so state_dict keys stay those of self.net
         object.__setattr__(self, "_train_net", torch.compile(self.net) if compile else self.net)
@@ -149,7 +153,7 @@ class TrainingMixin(pl.LightningModule):
         # data-dependent initialisation (PLE bin edges) from the training split, as TorchTrainer does; a resumed
         # run's checkpoint is restored after this and brings back its own edges
         if stage == "fit" and needs_data(self.net):
-            initialize_from_data(self.net, self.trainer.datamodule.training_numeric_inputs())
+            initialize_from_data(self.net, *self.trainer.datamodule.training_numeric_inputs(with_weights=True))
 
     def on_train_start(self) -> None:
         # NOTE: the run's seed (seed_everything / random_seed) re-seeds dropout and the augmentations right
@@ -179,12 +183,14 @@ class TrainingMixin(pl.LightningModule):
         out = training_loss(self._train_net, batch, self.recipe, self.rng)
         # NOTE: a running sum instead of self.log per step: Lightning's per-call logging costs more than the
         # forward/backward of a small tabular network; the epoch mean is logged once in on_train_epoch_end.
-        self._loss_sum += out.loss.detach() * len(batch["y"])
-        self._loss_rows += len(batch["y"])
+        weight = batch_weight(batch)  # rows, or the batch's total sample weight
+        self._loss_sum += out.loss.detach() * weight
+        self._loss_rows += weight
         return out.loss
 
     def on_train_epoch_end(self) -> None:
-        self.log("train_loss", self._loss_sum / max(self._loss_rows, 1), prog_bar=True, sync_dist=True)
+        rows = self._loss_rows if isinstance(self._loss_rows, torch.Tensor) or self._loss_rows > 0 else 1
+        self.log("train_loss", self._loss_sum / rows, prog_bar=True, sync_dist=True)
         optimizers = self.trainer.optimizers
         if optimizers:  # the learning rate at the end of the epoch (the schedule steps per batch)
             self.log("lr", float(optimizers[0].param_groups[0]["lr"]), sync_dist=False)
@@ -195,8 +201,12 @@ class TrainingMixin(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: dict, metrics) -> None:
-        metrics.update(self.calibrated_logits(batch).softmax(-1), batch["y"])
+    def _evaluate(self, batch: dict, metrics, weighted_metrics) -> None:
+        probs = self.calibrated_logits(batch).softmax(-1)
+        if "weight" in batch:  # a split with sample weights: every metric weighted
+            weighted_metrics.update(probs, batch["y"], weight=batch["weight"])
+        else:
+            metrics.update(probs, batch["y"])
 
     def _log_epoch_metrics(self, metrics, prefix: str) -> None:
         """Compute the epoch's metrics once (synced across processes by torchmetrics) and log them.
@@ -204,7 +214,8 @@ class TrainingMixin(pl.LightningModule):
         NOTE: logging the loss and the metric objects after every batch, as Lightning's examples do, ran Lightning's
         result bookkeeping (registration, device moves, batch-size reduction) for six values on every batch;
         once per epoch is all that checkpointing, early stopping and TensorBoard read.
-        ``{prefix}loss`` is the log loss (mean negative log-likelihood of the true class).
+        ``{prefix}loss`` is the log loss (mean negative log-likelihood of the true class). ``metrics`` is the
+        unweighted collection or the sample-weighted one, whichever the split's batches updated.
         """
         if not any(metric.update_called for metric in metrics.values()):
             return
@@ -215,16 +226,18 @@ class TrainingMixin(pl.LightningModule):
         self.log_dict(values, prog_bar=shown)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics)
+        self._evaluate(batch, self.val_metrics, self.weighted_val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics(self.val_metrics, "val_")
+        self._log_epoch_metrics(self.weighted_val_metrics, "val_")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics)
+        self._evaluate(batch, self.test_metrics, self.weighted_test_metrics)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics(self.test_metrics, "test_")
+        self._log_epoch_metrics(self.weighted_test_metrics, "test_")
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """Class probabilities, ``(B, n_classes)`` (calibrated when a temperature was fitted)."""

@@ -21,6 +21,12 @@ teacher logits :math:`t`, one training step computes:
 5. **Consistency** (``distillation.consistency`` = :math:`\gamma > 0`): a second forward pass on a second view of
    the batch (the same MixUp pairing, fresh noise, fresh dropout) gives :math:`s'`;
    :math:`L \leftarrow L + \gamma\,\frac{1}{B}\sum_b \lVert \mathrm{softmax}(s_b) - \mathrm{softmax}(s'_b) \rVert_2^2`.
+6. **Sample weights** (a ``"weight"`` tensor in the batch, :math:`v_b \ge 0`): every batch mean above becomes a
+   weighted mean, so a row of integer weight :math:`k` counts as :math:`k` copies of it. The label loss is
+   :math:`\sum_b v_b\,\ell_b / \sum_b v_b\,w_{y_b}` (with class weights; :math:`w \equiv 1` without), under MixUp
+   each of the two terms with the mixed row's own :math:`v_b`; the distillation and consistency terms are
+   :math:`\sum_b v_b\,d_b / \sum_b v_b`. Without the key the formulas are the unweighted ones above, computed as
+   before.
 
 Randomness comes only from the generators in :class:`AugmentationRNG` (and dropout's global RNG), so two
 drivers that seed them alike compute identical losses.
@@ -81,6 +87,39 @@ def mix(x: Tensor, lam: float, perm: Tensor) -> Tensor:
     return x if lam == 1.0 else lam * x + (1.0 - lam) * x[perm.to(x.device)]
 
 
+def weighted_mean(values: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    """``values.mean()``, or ``sum(w * values) / sum(w)`` with per-row weights ``sample_weight`` (B,)."""
+    if sample_weight is None:
+        return values.mean()
+    sample_weight = sample_weight.to(values)
+    return (sample_weight * values).sum() / sample_weight.sum()
+
+
+def batch_weight(batch: Batch) -> int | Tensor:
+    """The batch's share of an epoch mean: its number of rows, or its total sample weight when it carries weights."""
+    weight = batch.get("weight")
+    return len(batch["y"]) if weight is None else weight.sum()
+
+
+def cross_entropy(
+    logits: Tensor,
+    y: Tensor,
+    *,
+    label_smoothing: float = 0.0,
+    weight: Tensor | None = None,
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    """PyTorch's (class-)weighted, smoothed cross-entropy; with per-row ``sample_weight`` (B,) the mean over rows
+    becomes ``sum_b v_b l_b / sum_b v_b w_{y_b}`` (``w``: the class weights, 1 without): the loss of the table in
+    which row ``b`` is repeated ``v_b`` times."""
+    if sample_weight is None:
+        return F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
+    rows = F.cross_entropy(logits, y, weight=weight, reduction="none", label_smoothing=label_smoothing)
+    sample_weight = sample_weight.to(rows)
+    denominator = sample_weight if weight is None else sample_weight * weight[y]
+    return (sample_weight * rows).sum() / denominator.sum()
+
+
 def label_loss(
     logits: Tensor,
     y: Tensor,
@@ -89,13 +128,15 @@ def label_loss(
     lam: float = 1.0,
     perm=None,
     weight: Tensor | None = None,
+    sample_weight: Tensor | None = None,
 ) -> Tensor:
-    """Cross-entropy with label smoothing and optional per-class ``weight`` (K,), MixUp-weighted over the two
-    labels of each mixed row."""
-    loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
+    """Cross-entropy with label smoothing, optional per-class ``weight`` (K,) and per-row ``sample_weight`` (B,),
+    MixUp-weighted over the two labels of each mixed row (both terms weighted by the mixed row's own weight)."""
+    options = dict(weight=weight, label_smoothing=label_smoothing, sample_weight=sample_weight)
+    loss = cross_entropy(logits, y, **options)
     if lam == 1.0 or perm is None:
         return loss
-    mixed = F.cross_entropy(logits, y[perm.to(y.device)], weight=weight, label_smoothing=label_smoothing)
+    mixed = cross_entropy(logits, y[perm.to(y.device)], **options)
     return lam * loss + (1.0 - lam) * mixed
 
 
@@ -106,17 +147,24 @@ def class_weight_tensor(recipe: Recipe, like: Tensor) -> Tensor | None:
     return torch.tensor(recipe.class_weight, dtype=like.dtype, device=like.device)
 
 
-def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch."""
+def distillation_loss(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float, sample_weight: Tensor | None = None
+) -> Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch (weighted by
+    ``sample_weight`` when given)."""
     log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
     log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
-    kl = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
+    if sample_weight is None:
+        kl = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
+    else:
+        rows = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="none").sum(-1)
+        kl = weighted_mean(rows, sample_weight)
     return temperature**2 * kl
 
 
-def consistency_loss(logits_a: Tensor, logits_b: Tensor) -> Tensor:
-    """Mean squared distance between the class probabilities of two views."""
-    return (logits_a.softmax(-1) - logits_b.softmax(-1)).pow(2).sum(-1).mean()
+def consistency_loss(logits_a: Tensor, logits_b: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    """Mean squared distance between the class probabilities of two views (weighted by ``sample_weight``)."""
+    return weighted_mean((logits_a.softmax(-1) - logits_b.softmax(-1)).pow(2).sum(-1), sample_weight)
 
 
 @dataclass
@@ -128,7 +176,7 @@ class StepOutput:
 def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationRNG) -> StepOutput:
     """The full training objective for one batch (see the module docstring for the formulas)."""
     x_num, x_cat, y = batch["x_num"], batch["x_cat"], batch["y"]
-    teacher = batch.get("teacher_logits")
+    teacher, sample_weight = batch.get("teacher_logits"), batch.get("weight")
     distill = recipe.distillation
     if distill.enabled and teacher is None:
         raise ValueError("distillation is enabled but the batch has no teacher_logits (give teacher_probs)")
@@ -140,16 +188,26 @@ def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationR
     std = recipe.noise.std if recipe.noise.enabled else 0.0
     logits = net(add_noise(x_num, std, rng), x_cat)
     weight = class_weight_tensor(recipe, logits)
-    loss = label_loss(logits, y, label_smoothing=recipe.label_smoothing, lam=lam, perm=perm, weight=weight)
+    smoothing = recipe.label_smoothing
+    loss = label_loss(
+        logits, y, label_smoothing=smoothing, lam=lam, perm=perm, weight=weight, sample_weight=sample_weight
+    )
     if distill.enabled:
-        kd = distillation_loss(logits, teacher, distill.temperature)
+        kd = distillation_loss(logits, teacher, distill.temperature, sample_weight)
         loss = (1.0 - distill.lambda_) * loss + distill.lambda_ * kd
         if distill.consistency > 0:
             second_view = net(add_noise(x_num, std, rng), x_cat)
-            loss = loss + distill.consistency * consistency_loss(logits, second_view)
+            loss = loss + distill.consistency * consistency_loss(logits, second_view, sample_weight)
     return StepOutput(loss=loss, logits=logits)
 
 
-def evaluation_loss(logits: Tensor, y: Tensor) -> Tensor:
-    """Plain cross-entropy (log loss), the monitored ``val_loss``."""
-    return F.cross_entropy(logits, y)
+def evaluation_sums(logits: Tensor, y: Tensor, sample_weight: Tensor | None = None) -> tuple[float, float, float]:
+    """The plain driver's ``val_loss`` (log loss) and ``val_acc`` of one batch, as sums to accumulate:
+    ``(sum of log losses, sum of correct predictions, sum of weights)``, each row counted with its
+    sample weight (1 without): the epoch's log loss and accuracy are the first two over the third."""
+    rows = F.cross_entropy(logits.float(), y, reduction="none")
+    correct = (logits.argmax(-1) == y).to(rows)
+    if sample_weight is None:
+        return float(rows.sum()), float(correct.sum()), float(len(y))
+    sample_weight = sample_weight.to(rows)
+    return float((sample_weight * rows).sum()), float((sample_weight * correct).sum()), float(sample_weight.sum())

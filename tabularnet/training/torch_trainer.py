@@ -14,7 +14,7 @@ from torch import nn
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.config import Recipe
-from tabularnet.training.objectives import evaluation_loss, seed_training, training_loss
+from tabularnet.training.objectives import batch_weight, evaluation_sums, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
 from tabularnet.training.progress import EpochProgress, epoch_label
 
@@ -100,7 +100,7 @@ class TorchTrainer:
             tensors = getattr(train_loader, "tensors", None)
             if tensors is None:
                 raise ValueError("num_embedding='ple' needs the training tensors: pass a TensorBatchLoader")
-            initialize_from_data(net, tensors["x_num"])
+            initialize_from_data(net, tensors["x_num"], tensors.get("weight"))
         optimizer = make_optimizer(net, self.recipe)
         scheduler = make_scheduler(optimizer, self.recipe, self.max_epochs * len(train_loader))
         rng = seed_training(self.seed)
@@ -132,7 +132,7 @@ class TorchTrainer:
 
     def _train_epoch(self, net, forward, loader, epoch, optimizer, scheduler, rng, progress: EpochProgress) -> float:
         """One pass over ``loader`` (the loss through ``forward``: ``net`` or its compiled form); the mean
-        training loss per row."""
+        training loss per row (per unit of sample weight when the batches carry weights)."""
         net.train()
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
@@ -147,23 +147,23 @@ class TorchTrainer:
                 nn.utils.clip_grad_norm_(net.parameters(), self.gradient_clip_val)
             optimizer.step()
             scheduler.step()
-            total += loss.detach() * len(batch["y"])
-            count += len(batch["y"])
+            weight = batch_weight(batch)
+            total += loss.detach() * weight
+            count += weight
             progress.advance()
-        return float(total) / max(count, 1)
+        return float(total / count) if count > 0 else 0.0
 
     @torch.no_grad()
     def evaluate(self, net: nn.Module, loader: Iterable) -> tuple[float, float]:
-        """(log loss, accuracy) of ``net`` over ``loader``."""
+        """(log loss, accuracy) of ``net`` over ``loader``; weighted means when the batches carry weights."""
         net.eval()
-        loss_sum, correct, count = 0.0, 0, 0
+        loss_sum, correct, count = 0.0, 0.0, 0.0
         for batch in loader:
             batch = self._to_device(batch)
             logits = net(batch["x_num"], batch["x_cat"])
-            loss_sum += float(evaluation_loss(logits, batch["y"])) * len(batch["y"])
-            correct += int((logits.argmax(-1) == batch["y"]).sum())
-            count += len(batch["y"])
-        return loss_sum / max(count, 1), correct / max(count, 1)
+            sums = evaluation_sums(logits, batch["y"], batch.get("weight"))
+            loss_sum, correct, count = loss_sum + sums[0], correct + sums[1], count + sums[2]
+        return (loss_sum / count, correct / count) if count > 0 else (0.0, 0.0)
 
     def _epoch_line(self, epoch: int, seconds: float) -> str:
         h = self.history
