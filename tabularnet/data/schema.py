@@ -169,7 +169,9 @@ def check_weights(values, *, what: str) -> np.ndarray:
     for bad, what_is_wrong in checks:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            shown = "" if what_is_wrong == "a missing value" else f" {series.iloc[row]!r}"
+            shown = {"a missing value": "", "a non-numeric value": f" {series.iloc[row]!r}"}.get(
+                what_is_wrong, f" {float(numbers[row])!r}"
+            )
             raise DataError(f"{what} has {what_is_wrong}{shown} at row {row}; weights must be finite numbers >= 0")
     if len(numbers) and not (numbers > 0).any():
         raise DataError(f"{what}: all weights are zero; at least one row needs a positive weight")
