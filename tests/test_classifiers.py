@@ -21,13 +21,25 @@ FAST = {"epochs": 40, "batch_size": 32}
 LR = {"name": "AdamW", "lr": 1e-2}
 
 
-# All of scikit-learn's checks pass; none is skipped. (40 epochs at lr 1e-2 so the tiny nets learn the checks'
-# toy problems well enough for check_classifiers_train.)
+# All of scikit-learn's checks pass but one, which is expected to fail; none is skipped. (40 epochs at lr 1e-2 so
+# the tiny nets learn the checks' toy problems well enough for check_classifiers_train.) The sample-weight checks
+# run too (fit takes sample_weight). check_sample_weight_equivalence_on_dense_data compares a weighted fit with a fit
+# on the repeated rows at rtol 1e-7: a float32 network trained for 40 epochs agrees only to float32 rounding even
+# with one full batch and no dropout (measured: ~1e-6 relative; the two fits sum their rows in a different order),
+# and with these minibatches and dropout the batches themselves differ. tests/test_sample_weights.py proves the
+# property at 1e-5 (full batch, dropout 0, both drivers).
+WEIGHT_EQUIVALENCE = (
+    "float32 training: a weighted fit equals the fit on repeated rows to ~1e-6, not the check's rtol 1e-7 "
+    "(tests/test_sample_weights.py checks it at 1e-5 with full batches and no dropout)"
+)
+
+
 @parametrize_with_checks(
     [
         MLPClassifier(hidden_dims=[16], training=FAST, optimizer=LR),
         TransformerClassifier(d_model=8, nhead=2, num_layers=1, training=FAST, optimizer=LR),
-    ]
+    ],
+    expected_failed_checks=lambda estimator: {"check_sample_weight_equivalence_on_dense_data": WEIGHT_EQUIVALENCE},
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

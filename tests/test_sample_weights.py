@@ -334,3 +334,39 @@ def test_cli_missing_weight_column_is_one_line_error(tmp_path, capsys):
     )
     line = one_line_error(code, stderr)
     assert "train.csv" in line and "weight column 'w' not found" in line
+
+
+# ----------------------------------------------------------------------------------------------- streaming
+@pytest.fixture()
+def weighted_parquet(tmp_path) -> tuple[Path, pd.DataFrame]:
+    df = make_table(400, seed=6).assign(w=np.random.default_rng(4).integers(0, 4, 400).astype(float))
+    path = tmp_path / "train.parquet"
+    df.to_parquet(path, row_group_size=100)
+    return path, df
+
+
+def test_streaming_weights_fit_the_preprocessing_and_travel_in_batches(weighted_parquet):
+    path, df = weighted_parquet
+    options = dict(target="target", weight_column="w", val_fraction=0.0, batch_size=64)
+    streamed = TabularData(train_path=str(path), streaming=True, **options)
+    in_memory = TabularData(train_path=str(path), streaming=False, **options)
+    assert streamed.class_counts == pytest.approx(in_memory.class_counts)  # the classes' total weights
+    state, expected = streamed.preprocessor.state_dict(), in_memory.preprocessor.state_dict()
+    assert state["schema"] == expected["schema"] and "w" in state["schema"]["dropped"]
+    assert state["categorical"] == expected["categorical"]
+    for name, stats in expected["numeric"].items():
+        assert state["numeric"][name] == pytest.approx(stats)
+    batches = list(streamed.train_dataloader())
+    assert all("weight" in b for b in batches)
+    assert float(sum(b["weight"].sum() for b in batches)) == pytest.approx(df["w"].sum())
+
+
+def test_streaming_bad_weight_names_the_files_row(weighted_parquet, tmp_path):
+    _, df = weighted_parquet
+    df.loc[250, "w"] = -2.0
+    path = tmp_path / "bad.parquet"
+    df.to_parquet(path, row_group_size=100)
+    with pytest.raises(DataError, match=r"bad.parquet: weight column 'w' has a negative value -2.0 at row 250"):
+        TabularData(train_path=str(path), target="target", weight_column="w", streaming=True).n_classes
+    with pytest.raises(DataError, match=r"weight column 'v' not found"):
+        TabularData(train_path=str(path), target="target", weight_column="v", streaming=True).n_classes

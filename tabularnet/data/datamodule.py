@@ -34,6 +34,8 @@ from tabularnet.data.streaming import (
     RowSplit,
     StreamingParquetLoader,
     fit_on_sample,
+    open_parquet,
+    parquet_labels,
     plan_streams,
     sample_parquet,
 )
@@ -203,6 +205,7 @@ class TabularData:
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
         self._stream_plan: dict[str, tuple[str, RowSplit]] | None = None
+        self._checked_weight_files: set[str] = set()  # streamed files whose weight column was validated
 
     @property
     def hparams(self):
@@ -320,7 +323,9 @@ class TabularData:
         if "train" in self._streams():
             path, rows = self._streams()["train"]
             kwargs = dict(categorical=hp.categorical, numeric=hp.numeric, sample_rows=hp.sample_rows, seed=hp.seed)
-            return fit_on_sample(self.preprocessor, path, rows, target=hp.target, **kwargs)
+            return fit_on_sample(
+                self.preprocessor, path, rows, target=hp.target, weight_column=hp.weight_column, **kwargs
+            )
         self._read_labeled_splits()
         train = self._frames["train"].drop(columns="__teacher_row__", errors="ignore")
         source = self._paths()["train"] or "training data"
@@ -472,7 +477,15 @@ class TabularData:
     def _streaming_loader(self, split: str, *, train: bool) -> StreamingParquetLoader:
         hp = self.hparams
         path, rows = self._streams()[split]
-        transform = ChunkTransform(self._ensure_fitted(), target=None if split == "predict" else hp.target, source=path)
+        preprocessor, weight_column = self._ensure_fitted(), None
+        if split != "predict" and hp.weight_column in open_parquet(path).schema_arrow.names:
+            weight_column = hp.weight_column
+            # the training file's weights were validated when the preprocessing was fitted; a file of its own now
+            if path != self._paths()["train"] and path not in self._checked_weight_files:
+                parquet_labels(path, hp.target, weight_column=weight_column)
+                self._checked_weight_files.add(path)
+        target = None if split == "predict" else hp.target
+        transform = ChunkTransform(preprocessor, target=target, source=path, weight_column=weight_column)
         batch_size = hp.batch_size if train else hp.eval_batch_size
         return StreamingParquetLoader(
             path, transform, batch_size=batch_size, rows=rows, shuffle=train, shuffle_buffer=hp.shuffle_buffer,

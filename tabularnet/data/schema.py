@@ -151,9 +151,11 @@ def check_target(y: pd.Series, *, source: str) -> pd.Series:
     return y
 
 
-def check_weights(values, *, what: str) -> np.ndarray:
+def check_weights(values, *, what: str, first_row: int = 0, require_positive: bool = True) -> np.ndarray:
     """Sample weights as float64: one number per row, finite, non-negative and not all zero; else a DataError that
-    starts with ``what`` (``"sample_weight"``, ``"train.csv: weight column 'w'"``) and names the first bad row."""
+    starts with ``what`` (``"sample_weight"``, ``"train.csv: weight column 'w'"``) and names the first bad row
+    (counted from ``first_row``: a chunk's offset in its file). ``require_positive=False``: all zeros allowed (a
+    chunk of a file, whose total the caller checks)."""
     series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object).ravel())
     if pd.api.types.is_bool_dtype(series):
         numbers = series.to_numpy(dtype=np.float64)
@@ -172,8 +174,10 @@ def check_weights(values, *, what: str) -> np.ndarray:
             shown = {"a missing value": "", "a non-numeric value": f" {series.iloc[row]!r}"}.get(
                 what_is_wrong, f" {float(numbers[row])!r}"
             )
-            raise DataError(f"{what} has {what_is_wrong}{shown} at row {row}; weights must be finite numbers >= 0")
-    if len(numbers) and not (numbers > 0).any():
+            raise DataError(
+                f"{what} has {what_is_wrong}{shown} at row {first_row + row}; weights must be finite numbers >= 0"
+            )
+    if require_positive and len(numbers) and not (numbers > 0).any():
         raise DataError(f"{what}: all weights are zero; at least one row needs a positive weight")
     return numbers
 

@@ -22,7 +22,14 @@ import torch
 
 from tabularnet.data.loader import Batch, _rank_and_world_size
 from tabularnet.data.preprocessing import MISSING_ID, Preprocessor
-from tabularnet.data.schema import DataError, check_columns, infer_schema, mark_missing
+from tabularnet.data.schema import (
+    DataError,
+    check_columns,
+    check_weighted_classes,
+    check_weights,
+    infer_schema,
+    mark_missing,
+)
 from tabularnet.data.sources import PARQUET_SUFFIXES
 
 # NOTE: rows decoded per read: large enough for Arrow's vectorized decoding, small next to the shuffle buffer.
@@ -117,30 +124,56 @@ def sample_parquet(path: str | Path, n_rows: int, *, rows: RowSplit = RowSplit()
     return pa.concat_tables(tables).to_pandas()
 
 
-def parquet_labels(path: str | Path, target: str, rows: RowSplit = RowSplit()) -> tuple[np.ndarray, list[int]]:
+def parquet_labels(
+    path: str | Path, target: str, rows: RowSplit = RowSplit(), weight_column: str | None = None
+) -> tuple[np.ndarray, list]:
     """The sorted distinct labels of ``target`` over the whole file, and how many of ``rows`` have each, reading
     only that column. A missing label is a DataError naming its row.
+
+    ``weight_column``: the file must have it; its values are validated over the whole file (errors name the file's
+    row) and the counts are the labels' total weights over ``rows``.
     """
     parquet = open_parquet(path)
-    if target not in parquet.schema_arrow.names:
-        available = ", ".join(map(repr, parquet.schema_arrow.names[:20]))
+    names = parquet.schema_arrow.names
+    if target not in names:
+        available = ", ".join(map(repr, names[:20]))
         raise DataError(f"{path}: target column {target!r} not found (columns: {available})")
+    if weight_column is not None and weight_column not in names:
+        available = ", ".join(map(repr, names[:20]))
+        raise DataError(f"{path}: weight column {weight_column!r} not found (columns: {available})")
     counts, offset = {}, 0
+    what = f"{path}: weight column {weight_column!r}"
     for group in range(parquet.metadata.num_row_groups):
-        column = parquet.read_row_group(group, columns=[target]).column(0)
+        table = parquet.read_row_group(group, columns=[target] + ([weight_column] if weight_column else []))
+        column = table.column(target)
         if column.null_count:
             row = offset + int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
             raise DataError(f"{path}: target column {target!r} has missing labels (first at row {row})")
         for label in pc.unique(column).to_pylist():
             counts.setdefault(label, 0)
         mask = rows.mask(group, len(column))
-        selected = column if mask is None else column.filter(pa.array(mask))
-        for item in pc.value_counts(selected).to_pylist():
-            counts[item["values"]] += item["counts"]
+        if weight_column is None:
+            selected = column if mask is None else column.filter(pa.array(mask))
+            for item in pc.value_counts(selected).to_pylist():
+                counts[item["values"]] += item["counts"]
+        else:
+            weights = check_weights(
+                table.column(weight_column).to_pandas(), what=what, first_row=offset, require_positive=False
+            )
+            labels = column.to_pandas()
+            if mask is not None:
+                labels, weights = labels[mask], weights[mask]
+            for label, total in pd.Series(weights, index=labels.to_numpy()).groupby(level=0).sum().items():
+                counts[label] += float(total)
         offset += len(column)
     if len(counts) < 2:
         raise DataError(f"{path}: target column {target!r} has only one class ({next(iter(counts), None)!r})")
     labels = sorted(counts)
+    if weight_column is not None:
+        totals = np.array([counts[c] for c in labels], dtype=np.float64)
+        if not (totals > 0).any():
+            raise DataError(f"{what}: all weights are zero; at least one row needs a positive weight")
+        check_weighted_classes(np.asarray(labels, dtype=object), totals, what=what)
     return np.array(labels, dtype=object if any(isinstance(v, str) for v in labels) else None), [
         counts[c] for c in labels
     ]
@@ -155,7 +188,9 @@ class ChunkTransform:
     Both use views of the one fitted state, so streamed rows are encoded exactly as in-memory rows are.
     """
 
-    def __init__(self, preprocessor: Preprocessor, *, target: str | None, source: str) -> None:
+    def __init__(
+        self, preprocessor: Preprocessor, *, target: str | None, source: str, weight_column: str | None = None
+    ) -> None:
         state, schema = preprocessor.state_dict(), preprocessor.schema.to_dict()
         self.numeric = Preprocessor().load_state_dict(
             {**state, "categorical": {}, "schema": {**schema, "categorical": []}}
@@ -163,12 +198,14 @@ class ChunkTransform:
         self.categorical = Preprocessor().load_state_dict({**state, "numeric": {}, "schema": {**schema, "numeric": []}})
         self.numeric_columns, self.categorical_columns = list(schema["numeric"]), list(schema["categorical"])
         self.classes = pd.Index(preprocessor.classes) if target is not None else None
-        self.target, self.source = target, source
+        self.target, self.source, self.weight_column = target, source, weight_column
 
     @property
     def columns(self) -> list[str]:
         """The file columns a batch needs."""
-        return [*self.numeric_columns, *self.categorical_columns, *([self.target] if self.target else [])]
+        labels = [self.target] if self.target else []
+        weights = [self.weight_column] if self.weight_column else []
+        return [*self.numeric_columns, *self.categorical_columns, *labels, *weights]
 
     def __call__(self, batch: pa.RecordBatch) -> Batch:
         n_rows = batch.num_rows
@@ -180,6 +217,9 @@ class ChunkTransform:
         out = {"x_num": self.numeric.transform(numeric, source=self.source)["x_num"], "x_cat": self._categories(batch)}
         if self.target is not None:
             out["y"] = self._labels(batch.column(self.target))
+        if self.weight_column is not None:  # validated by parquet_labels' scan of the file
+            weights = pc.cast(batch.column(self.weight_column), pa.float32()).to_numpy(zero_copy_only=False)
+            out["weight"] = torch.from_numpy(weights.copy())
         return out
 
     def _categories(self, batch: pa.RecordBatch) -> torch.Tensor:
@@ -416,12 +456,21 @@ def fit_on_sample(
     seed: int,
     categorical: list[str] | None = None,
     numeric: list[str] | None = None,
+    weight_column: str | None = None,
 ) -> Preprocessor:
     """Fit ``preprocessor`` on a uniform sample of at most ``sample_rows`` training rows of ``path``; the label
-    classes and the training rows per class come from a scan of the whole target column."""
+    classes and the training rows per class (total weights per class with ``weight_column``) come from a scan of
+    the whole target column. With ``weight_column`` the sample's statistics are weighted by it."""
+    classes, class_counts = parquet_labels(path, target, rows, weight_column)  # also validates the weights
     sample = mark_missing(sample_parquet(path, sample_rows, rows=rows, seed=seed), preprocessor.na_values, source=path)
-    schema = infer_schema(sample, target=target, categorical=categorical, numeric=numeric, source=path)
-    classes, class_counts = parquet_labels(path, target, rows)
-    preprocessor.fit(sample, schema, classes=classes, source=path)
+    features = sample.drop(columns=[weight_column] if weight_column else [])
+    schema = infer_schema(features, target=target, categorical=categorical, numeric=numeric, source=path)
+    weights = None
+    if weight_column is not None:
+        schema.dropped.append(weight_column)  # not a feature; prediction tables may have it
+        weights = sample[weight_column].to_numpy(dtype=np.float64)
+        if not (weights > 0).any():
+            weights = None  # a sample without a positive weight: fit it unweighted rather than not at all
+    preprocessor.fit(sample, schema, classes=classes, source=path, sample_weight=weights)
     preprocessor.state["class_counts"] = class_counts  # the whole training split's, not the sample's
     return preprocessor
