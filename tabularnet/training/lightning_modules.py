@@ -46,7 +46,7 @@ class TrainingMixin(pl.LightningModule):
             needs teacher logits in the batch.
         class_weight: per-class weights of the label loss: ``balanced`` (n_samples / (n_classes * count) on the
             training split), or ``{label: weight}`` keyed by the original labels (others weigh 1); ``null``: none.
-            ``val_loss`` stays the unweighted log loss.
+            ``val_loss`` stays the log loss without class weights (with sample weights when the split has them).
         classes: the original class labels (linked from the data module in the CLI).
         class_counts: training rows per class, their total sample weight with weights (linked from the data
             module in the CLI).
