@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming bench-peers bench-gpu docs report-check clean
+.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming bench-peers bench-gpu bench-onnx docs report-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-speed: $(STAMP)
 # not part of `bench`: needs a CUDA GPU (host vs device-resident batches, compile)
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/gpu_speed.py
+
+# not part of `bench`: ONNX export parity on Adult's test split for every model family and embedding (~3 minutes)
+bench-onnx: $(STAMP)
+	$(BIN)/python bench/onnx_parity.py
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py

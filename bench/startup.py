@@ -9,6 +9,10 @@ Run: ``python bench/startup.py [--rows N] [--repeats R]``; writes ``bench/result
    a fresh process; rows/s = rows / (t(N rows) - t(1 row)), i.e. excluding process start, imports and the
    checkpoint load, which the 1-row run pays as well. Peak RSS of the N-row run (``ru_maxrss`` of the child).
 4. Start-up: wall time of ``python -c "import tabularnet"``, ``tabularnet --help`` and the 1-row predict.
+5. The same checkpoint exported (``tabularnet export``) and served without torch: ``python bench/serve_onnx.py
+   MODEL.onnx X.parquet out.parquet`` (imports ``tabularnet.serving`` only, writes the same file as ``tabularnet
+   predict``) and ``tabularnet predict --ckpt_path MODEL.onnx``, 1 and N rows each. Cold start = the 1-row run's
+   wall time (process start, imports, model load, reading, predicting and writing one row).
 
 Every command runs ``--repeats`` times (default 3), interleaved; medians are reported.
 """
@@ -74,6 +78,10 @@ def main(argv: list[str] | None = None) -> dict:
             check=True, capture_output=True, cwd=folder,
         )  # fmt: skip
         ckpt = str(folder / "lightning_logs/version_0/checkpoints/last.ckpt")
+        onnx_path = str(folder / "model.onnx")
+        subprocess.run(
+            [tabularnet, "export", "--ckpt_path", ckpt, "--output", onnx_path], check=True, capture_output=True
+        )
         big, one = make_inputs(folder, args.rows)
 
         def predict(path: Path) -> list[str]:
@@ -81,11 +89,28 @@ def main(argv: list[str] | None = None) -> dict:
             return [tabularnet, "predict", "--ckpt_path", ckpt, f"--data.predict_path={path}",
                     f"--predictions_path={out}", "--trainer.enable_progress_bar=false"]  # fmt: skip
 
+        def serve(path: Path) -> list[str]:
+            return [
+                sys.executable,
+                str(ROOT / "bench" / "serve_onnx.py"),
+                onnx_path,
+                str(path),
+                str(folder / "out.parquet"),
+            ]
+
+        def predict_onnx(path: Path) -> list[str]:
+            return [tabularnet, "predict", "--ckpt_path", onnx_path, f"--data.predict_path={path}",
+                    f"--predictions_path={folder / 'out.parquet'}"]  # fmt: skip
+
         commands = {
             "import tabularnet": [sys.executable, "-c", "import tabularnet"],
             "tabularnet --help": [tabularnet, "--help"],
             "predict 1 row": predict(one),
             f"predict {args.rows} rows": predict(big),
+            "serving 1 row": serve(one),
+            f"serving {args.rows} rows": serve(big),
+            "predict onnx 1 row": predict_onnx(one),
+            f"predict onnx {args.rows} rows": predict_onnx(big),
         }
         raw: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for r in range(args.repeats):
@@ -95,8 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
                   file=sys.stderr)  # fmt: skip
     seconds = {name: statistics.median(w for w, _ in runs) for name, runs in raw.items()}
     rss = {name: max(m for _, m in runs) for name, runs in raw.items()}
-    big_name = f"predict {args.rows} rows"
-    rows_per_s = args.rows / (seconds[big_name] - seconds["predict 1 row"])
+    rates = {}
+    for kind in ("predict", "serving", "predict onnx"):
+        rates[kind] = args.rows / (seconds[f"{kind} {args.rows} rows"] - seconds[f"{kind} 1 row"])
+    rows_per_s = rates["predict"]
     meta = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
@@ -105,11 +132,13 @@ def main(argv: list[str] | None = None) -> dict:
         "load_average": os.getloadavg()[0],
     }
     result = {"meta": meta, "seconds": seconds, "peak_rss_mb": rss, "predict_rows_per_s": rows_per_s,
-              "raw": raw, "definitions": __doc__}  # fmt: skip
+              "rows_per_s": rates, "raw": raw, "definitions": __doc__}  # fmt: skip
     lines = ["| command | median wall s | peak RSS MB |", "|---|---:|---:|"]
     lines += [f"| `{name}` | {seconds[name]:.2f} | {rss[name]:.0f} |" for name in commands]
-    lines += ["", f"predict throughput (excluding start-up): {rows_per_s:,.0f} rows/s; {meta['cpu_count']} cores, "
-              f"{meta['date']}, load {meta['load_average']:.2f}"]  # fmt: skip
+    lines += ["", "throughput (excluding start-up): " + ", ".join(f"{k} {v:,.0f} rows/s" for k, v in rates.items()),
+              f"serving / predict: cold start {seconds['serving 1 row'] / seconds['predict 1 row']:.2f}x the time, "
+              f"throughput {rates['serving'] / rates['predict']:.2f}x; {meta['cpu_count']} cores, {meta['date']}, "
+              f"load {meta['load_average']:.2f}"]  # fmt: skip
     print("\n".join(lines))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
