@@ -42,7 +42,16 @@ def glu_factor(name: Activation) -> int:
     return 2 if name in GLU_ACTIVATIONS else 1
 
 
-class CategoricalEmbeddings(nn.Module):
+class FeatureEmbeddings(nn.Module):
+    """Base class of every feature embedding (categorical tables, numeric linear/PLR/PLE maps).
+
+    NOTE: the optimizer puts every parameter of a ``FeatureEmbeddings`` in the group without weight decay
+    (:func:`tabularnet.training.optim.parameter_groups`): decay pulls embeddings towards zero, which hurts tabular
+    models (Gorishniy et al., 2021, 2022). A new embedding subclasses this and gets the same treatment.
+    """
+
+
+class CategoricalEmbeddings(FeatureEmbeddings):
     """One embedding table per categorical column, stored as a single table with per-column offsets.
 
     Shapes: ``x_cat (B, n_cat) int64 -> (B, n_cat, d_embedding)``.
@@ -61,7 +70,7 @@ class CategoricalEmbeddings(nn.Module):
         return self.embeddings(x_cat + self.offsets)
 
 
-class NumericEmbeddings(nn.Module):
+class NumericEmbeddings(FeatureEmbeddings):
     """A linear embedding per numeric feature: ``x_i * w_i + b_i``.
 
     Shapes: ``x_num (B, n_num) -> (B, n_num, d_embedding)``.
@@ -77,7 +86,7 @@ class NumericEmbeddings(nn.Module):
         return x_num.unsqueeze(-1) * self.weight + self.bias
 
 
-class PeriodicEmbeddings(nn.Module):
+class PeriodicEmbeddings(FeatureEmbeddings):
     """PLR embeddings (Gorishniy et al., 2022, "On Embeddings for Numerical Features in Tabular Deep Learning"):
     ``ReLU(Linear([cos(2 pi c x), sin(2 pi c x)]))`` with ``n_frequencies`` trainable frequencies ``c`` per
     feature, initialised from ``N(0, frequency_scale^2)``, and a separate linear map per feature.
@@ -102,7 +111,7 @@ class PeriodicEmbeddings(nn.Module):
         return F.relu(torch.einsum("bnk,nkd->bnd", periodic, self.weight) + self.bias)
 
 
-class PiecewiseLinearEmbeddings(nn.Module):
+class PiecewiseLinearEmbeddings(FeatureEmbeddings):
     """Piecewise-linear encoding followed by a linear map and ReLU per feature ("PLE-LR", Gorishniy et al., 2022).
 
     Feature ``i`` has bin edges ``b_0 < ... < b_T`` (quantiles of its training values, set by

@@ -8,26 +8,44 @@ from functools import partial
 import torch
 from torch import nn
 
-from tabularnet.nn.layers import CategoricalEmbeddings, NumericEmbeddings
+from tabularnet.nn.layers import FeatureEmbeddings
 from tabularnet.training.config import Recipe, SchedulerConfig
 
+# every parameter of these modules goes without weight decay; FeatureEmbeddings covers each feature embedding of
+# tabularnet.nn.layers (categorical, linear, PLR, PLE) and any future one that subclasses it
+NO_DECAY_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.Embedding, FeatureEmbeddings)
 
-def parameter_groups(net: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weight decay on weight matrices only; none on biases, norms, embeddings and the CLS token.
+
+def decayed_parameter_names(net: nn.Module) -> tuple[list[str], list[str]]:
+    """``(decayed, not decayed)``: the names of ``net``'s trainable parameters in each of the two groups.
+
+    Weight decay goes on weight matrices only: none on biases, norms, embeddings (every parameter of a module in
+    :data:`NO_DECAY_MODULES`), the CLS token or any other parameter of fewer than 2 dimensions.
 
     NOTE: decaying embeddings and norm scales pulls them towards zero, which hurts tabular models
     (Gorishniy et al., 2021); only linear maps benefit from the shrinkage.
     """
     no_decay: set[int] = set()
     for module in net.modules():
-        if isinstance(module, (nn.LayerNorm, nn.BatchNorm1d, nn.Embedding, CategoricalEmbeddings, NumericEmbeddings)):
+        if isinstance(module, NO_DECAY_MODULES):
             no_decay.update(id(p) for p in module.parameters())
     decay, rest = [], []
     for name, p in net.named_parameters():
         if not p.requires_grad:
             continue
-        (rest if id(p) in no_decay or p.ndim < 2 or name.endswith("cls") else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        (rest if id(p) in no_decay or p.ndim < 2 or name.endswith("cls") else decay).append(name)
+    return decay, rest
+
+
+def parameter_groups(net: nn.Module, weight_decay: float) -> list[dict]:
+    """Two optimizer groups: ``weight_decay`` on the weight matrices, none on the rest (see
+    :func:`decayed_parameter_names`)."""
+    parameters = dict(net.named_parameters())
+    decay, rest = decayed_parameter_names(net)
+    return [
+        {"params": [parameters[n] for n in decay], "weight_decay": weight_decay},
+        {"params": [parameters[n] for n in rest], "weight_decay": 0.0},
+    ]
 
 
 FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")
