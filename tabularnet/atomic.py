@@ -1,11 +1,13 @@
 """Atomic file writes: a file is either its previous version or its complete new version, never a torn one.
 
-Every file tabularnet writes (checkpoints, ``save()`` files, metrics, cached teacher logits, predictions) goes
-through :func:`atomic_path`: the content is written to a temporary file in the destination's own directory,
-flushed to disk, and moved over the destination with one ``os.replace`` (a rename, atomic on POSIX and Windows
-file systems). A process killed at any moment leaves at most a stray ``.<name>.*.tmp*`` file beside it. The
-content is fsynced before the rename, so after an operating-system crash the file is also the old or the new
-version (the directory is not fsynced: which of the two survives such a crash is not guaranteed).
+Every file tabularnet writes (checkpoints, ``save()`` files, metrics, cached teacher logits, predictions, the
+figures' PNG files, ``report.html``) goes through :func:`atomic_path`: the content is written to a temporary file
+in the destination's own directory, flushed to disk, and moved over the destination with one ``os.replace`` (a
+rename, atomic on POSIX and Windows file systems). A process killed at any moment leaves at most a stray
+``.<name>.*.tmp*`` file beside it. The content is fsynced before the rename, so after an operating-system crash the
+file is also the old or the new version (the directory is not fsynced: which of the two survives such a crash is
+not guaranteed). The exceptions are what Lightning and TensorBoard write themselves (a run's ``config.yaml``,
+``hparams.yaml`` and event files).
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Atomically write ``text`` (UTF-8) to ``path``."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def torch_save(obj, path: str | os.PathLike) -> None:

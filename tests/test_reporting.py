@@ -28,6 +28,8 @@ from tabularnet.reporting.figures import (
     reliability_figure,
     roc_figure,
 )
+from tabularnet.reporting.report import write_report
+from tabularnet.reporting.run import save_figures
 from tabularnet.training.progress import EpochProgress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,6 +213,45 @@ def test_report_of_a_missing_run_is_a_one_line_error(tmp_path, capsys):
         main(["report", str(tmp_path / "nope")])
     assert exit_info.value.code == 2
     assert "run directory not found" in capsys.readouterr().err
+
+
+def torn_writes(monkeypatch, method: str) -> list[Path]:
+    """Make ``Path.<method>`` (write_bytes / write_text) write half its content and fail, as a full disk does;
+    return the list of paths it was called on."""
+    original, calls = getattr(Path, method), []
+
+    def torn(self, data, *args, **kwargs):
+        calls.append(self)
+        original(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, method, torn)
+    return calls
+
+
+def test_failed_report_write_keeps_the_previous_report(calibrated_run, tmp_path, monkeypatch):
+    out = tmp_path / "report.html"
+    main(["report", str(calibrated_run[0]), "--output", str(out)])
+    previous = out.read_bytes()
+    calls = torn_writes(monkeypatch, "write_text")
+    with pytest.raises(OSError, match="No space left"):
+        write_report(calibrated_run[0], out)
+    assert calls  # the failure was injected into the write
+    assert out.read_bytes() == previous  # not a torn page
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left behind
+
+
+def test_failed_figure_write_keeps_the_previous_figure(tmp_path, monkeypatch):
+    y, probs = np.array([0, 1, 1, 0]), np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4]])
+    (path,) = save_figures({"roc_val": roc_figure(y, probs, ["no", "yes"])}, tmp_path)
+    previous = path.read_bytes()
+    assert previous.startswith(b"\x89PNG")
+    calls = torn_writes(monkeypatch, "write_bytes")
+    with pytest.raises(OSError, match="No space left"):
+        save_figures({"roc_val": roc_figure(y, probs[:, ::-1], ["no", "yes"])}, tmp_path)
+    assert calls
+    assert path.read_bytes() == previous
+    assert [p.name for p in path.parent.iterdir()] == ["roc_val.png"]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)")

@@ -9,6 +9,7 @@ import json
 import struct
 from pathlib import Path
 
+from tabularnet import atomic
 from tabularnet.data.schema import DataError
 from tabularnet.reporting.summary import COLUMNS, METRIC_NAMES, run_facts
 
@@ -132,11 +133,10 @@ def render_report(run_dir: str | Path) -> str:
 
 
 def write_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
-    """Write :func:`render_report` to ``output`` (default ``RUN_DIR/report.html``) and return its path."""
+    """Write :func:`render_report` to ``output`` (default ``RUN_DIR/report.html``, atomically) and return its path."""
     page = render_report(run_dir)
     output = Path(output) if output else Path(run_dir) / "report.html"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
+    atomic.write_text(output, page)
     return output
 
 

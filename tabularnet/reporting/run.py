@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from tabularnet import atomic
 from tabularnet.reporting.events import epoch_curves, read_scalars
 from tabularnet.reporting.figures import (
     confusion_matrix_figure,
@@ -63,13 +64,14 @@ def learning_curves(log_dir: str | Path, teacher_metrics: dict | None = None) ->
 
 
 def save_figures(figures: dict[str, Figure], log_dir: str | Path, experiment=None, step: int = 0) -> list[Path]:
-    """Write ``log_dir/figures/<name>.png`` and, given a TensorBoard ``SummaryWriter``, log ``figures/<name>``."""
+    """Write ``log_dir/figures/<name>.png`` (atomically: each file is its old or its complete new version) and,
+    given a TensorBoard ``SummaryWriter``, log ``figures/<name>``."""
     folder = Path(log_dir) / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, figure in figures.items():
         path = folder / f"{name}.png"
-        path.write_bytes(figure_png(figure))
+        atomic.write_bytes(path, figure_png(figure))
         paths.append(path)
         if experiment is not None:
             experiment.add_image(f"figures/{name}", figure_array(figure), step, dataformats="HWC")
