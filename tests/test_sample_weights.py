@@ -367,6 +367,6 @@ def test_streaming_bad_weight_names_the_files_row(weighted_parquet, tmp_path):
     path = tmp_path / "bad.parquet"
     df.to_parquet(path, row_group_size=100)
     with pytest.raises(DataError, match=r"bad.parquet: weight column 'w' has a negative value -2.0 at row 250"):
-        TabularData(train_path=str(path), target="target", weight_column="w", streaming=True).n_classes
+        _ = TabularData(train_path=str(path), target="target", weight_column="w", streaming=True).n_classes
     with pytest.raises(DataError, match=r"weight column 'v' not found"):
-        TabularData(train_path=str(path), target="target", weight_column="v", streaming=True).n_classes
+        _ = TabularData(train_path=str(path), target="target", weight_column="v", streaming=True).n_classes

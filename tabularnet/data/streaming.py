@@ -468,7 +468,7 @@ def fit_on_sample(
     weights = None
     if weight_column is not None:
         schema.dropped.append(weight_column)  # not a feature; prediction tables may have it
-        weights = sample[weight_column].to_numpy(dtype=np.float64)
+        weights = pd.to_numeric(sample[weight_column]).to_numpy(dtype=np.float64)
         if not (weights > 0).any():
             weights = None  # a sample without a positive weight: fit it unweighted rather than not at all
     preprocessor.fit(sample, schema, classes=classes, source=path, sample_weight=weights)

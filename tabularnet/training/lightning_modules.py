@@ -189,8 +189,13 @@ class TrainingMixin(pl.LightningModule):
         return out.loss
 
     def on_train_epoch_end(self) -> None:
-        rows = self._loss_rows if isinstance(self._loss_rows, torch.Tensor) or self._loss_rows > 0 else 1
-        self.log("train_loss", self._loss_sum / rows, prog_bar=True, sync_dist=True)
+        rows = self._loss_rows  # an int (rows), or a tensor (total sample weight, > 0 in a non-empty epoch)
+        self.log(
+            "train_loss",
+            self._loss_sum / (rows if isinstance(rows, torch.Tensor) else max(rows, 1)),
+            prog_bar=True,
+            sync_dist=True,
+        )
         optimizers = self.trainer.optimizers
         if optimizers:  # the learning rate at the end of the epoch (the schedule steps per batch)
             self.log("lr", float(optimizers[0].param_groups[0]["lr"]), sync_dist=False)
