@@ -381,6 +381,19 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             estimator.feature_names_in_ = np.asarray(saved["feature_names_in"], dtype=object)
         return estimator
 
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write the fitted model as one ONNX file: the network with its temperature (output ``probabilities``),
+        the preprocessing and the class labels in its metadata. :class:`tabularnet.serving.Predictor` and
+        ``tabularnet predict --ckpt_path model.onnx`` read it without torch. Needs ``pip install 'tabularnet[onnx]'``.
+        """
+        check_is_fitted(self, "net_")
+        from tabularnet.models.onnx_export import export_network
+
+        model = f"tabularnet.{self.module_name}"
+        return export_network(
+            self.net_, path, preprocessing=self.preprocessing_, model=model, temperature=self.temperature_
+        )
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
@@ -515,3 +528,15 @@ class TransformerClassifier(_TabularClassifier):
         verbose=False,
     ):
         _store_params(self, locals())
+
+
+ESTIMATORS = (MLPClassifier, TransformerClassifier)
+
+
+def load_estimator(path: str | Path) -> _TabularClassifier:
+    """The estimator of a file written by ``save()`` or a ``tabularnet fit`` checkpoint, whichever model it holds."""
+    class_path = load_checkpoint(path).get("hyper_parameters", {}).get("_class_path", "")
+    for cls in ESTIMATORS:
+        if class_path.endswith(cls.module_name):
+            return cls.load(path)
+    raise DataError(f"{path}: holds a {class_path or 'model of unknown class'}, which tabularnet cannot load")
