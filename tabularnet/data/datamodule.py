@@ -421,12 +421,19 @@ class TabularData:
                 self._frames["predict"] = self._read("predict", path)
             elif self.preprocessor.state is not None and self._paths().get(split):
                 self._frames[split] = self._read(split, self._paths()[split])
-            elif split in ("train", "val", "test") and not self.hparams.preprocessing_path:
+            elif split in ("train", "val", "test") and (not self.hparams.preprocessing_path or self._carved(split)):
+                # NOTE: a split carved from the training file (val_fraction, test_fraction) is carved again, with
+                # the run's seed, also when the preprocessing comes from a checkpoint (`tabularnet test --ckpt_path`)
                 self._read_labeled_splits()
         frame = self._frames.get(split)
         if frame is not None and split in ("val", "test") and self.hparams.target not in frame.columns:
             raise DataError(f"{self._paths()[split] or split}: target column {self.hparams.target!r} not found")
         return frame
+
+    def _carved(self, split: str) -> bool:
+        """Whether ``split`` is cut from the training data (no file of its own, a positive fraction)."""
+        fraction = {"val": self.hparams.val_fraction, "test": self.hparams.test_fraction}.get(split, 0.0)
+        return fraction > 0 and not self._paths().get(split) and self._paths()["train"] is not None
 
     # --------------------------------------------------------------- streaming
     def _streams(self) -> dict[str, tuple[str, RowSplit]]:
