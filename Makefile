@@ -22,7 +22,9 @@ demo: $(STAMP)
 	@echo "== training an MLP on Adult (official split), then testing the best checkpoint"
 	$(BIN)/tabularnet fit --config configs/demo.yaml
 
+# lint first (seconds): CI runs `make test`, so CI lints too
 test: $(STAMP)
+	$(BIN)/ruff check tabularnet tests bench scripts
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
