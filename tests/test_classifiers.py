@@ -199,7 +199,7 @@ def adult():
 @requires_shared_datasets()
 def test_original_snippets_run_as_written(adult):
     X_train, y_train = adult
-    mlp = MLPClassifier(hidden_dims=[128, 64, 32], dropout=0.2, training={"batch_size": 32, "epochs": 1})
+    mlp = MLPClassifier(hidden_dims=[128, 64, 32], dropout=0.2, training={"batch_size": 32, "epochs": 4})
     mlp.train(X_train, y_train)
 
     mlp = MLPClassifier(
@@ -211,7 +211,7 @@ def test_original_snippets_run_as_written(adult):
         optimizer={"name": "AdamW", "lr": 0.001},
         scheduler={"name": "cosine", "warmup_proportion": 0.1},
         mixup={"enabled": True, "alpha": 0.2},
-        training={"batch_size": 64, "epochs": 1},
+        training={"batch_size": 64, "epochs": 4},
         random_seed=42,
         use_lightning=True,
     )
@@ -224,7 +224,7 @@ def test_original_snippets_run_as_written(adult):
         dropout=0.2,
         optimizer={"name": "AdamW", "lr": 0.0005},
         scheduler={"name": "cosine", "warmup_proportion": 0.08},
-        training={"batch_size": 64, "epochs": 1},
+        training={"batch_size": 64, "epochs": 4},
         random_seed=42,
         use_lightning=True,
     )
@@ -236,7 +236,7 @@ def test_original_snippets_run_as_written(adult):
     student = MLPClassifier(
         hidden_dims=[128, 64, 32],
         dropout=0.2,
-        training={"batch_size": 64, "epochs": 1},
+        training={"batch_size": 64, "epochs": 4},
         distillation={"enabled": True, "lambda": 0.7, "temperature": 2.0},
         use_lightning=True,
     )
@@ -246,14 +246,16 @@ def test_original_snippets_run_as_written(adult):
         hidden_dims=[128, 64, 32],
         training={
             "batch_size": 32,
-            "epochs": 1,
+            "epochs": 4,
             "early_stopping": {"enabled": True, "monitor": "val_loss", "patience": 10},
         },
         use_lightning=True,
     )
     mlp.train(X_train, y_train)
-    for model in (transformer, student, mlp):
-        assert (model.predict(X_train) == y_train).mean() > 0.7
+    majority = pd.Series(y_train).value_counts(normalize=True).max()  # about 0.76 on Adult
+    for model in (transformer, student, mlp):  # 4 epochs each (the snippets say 50-300): above the majority class
+        accuracy = (model.predict(X_train) == y_train).mean()
+        assert accuracy > majority + 0.04, (type(model).__name__, accuracy, majority)
 
 
 def resolved_class_weight(model) -> tuple[float, ...]:

@@ -103,13 +103,19 @@ def test_t_squared_keeps_the_distillation_gradient_stable_across_temperatures():
     assert max(unscaled) / min(unscaled) > 20  # without it the gradient would shrink ~1/T^2
 
 
-def test_consistency_penalty_adds_a_non_negative_term():
-    b, model = batch(), net()
+def test_consistency_penalty_is_the_mean_squared_distance_of_two_views():
+    """loss(gamma) - loss(0) = gamma * mean_b ||softmax(s_b) - softmax(s'_b)||^2, s' the second noisy view."""
+    b, model = batch(), net()  # no dropout: the two views differ by their noise only
     base = {"enabled": True, "lambda": 0.5, "temperature": 2.0}
     noise = {"enabled": True, "std": 0.3}
     without = training_loss(model, b, Recipe.from_options(noise=noise, distillation=base), AugmentationRNG(0)).loss
     recipe = Recipe.from_options(noise=noise, distillation={**base, "consistency": 10.0})
-    assert training_loss(model, b, recipe, AugmentationRNG(0)).loss > without
+    with_penalty = training_loss(model, b, recipe, AugmentationRNG(0)).loss
+    rng = AugmentationRNG(0)  # the same streams: the first view's noise, then the second view's
+    first, second = (model(add_noise(b["x_num"], 0.3, rng), b["x_cat"]) for _ in range(2))
+    penalty = (first.softmax(-1) - second.softmax(-1)).pow(2).sum(-1).mean()
+    assert penalty > 1e-4  # the views differ
+    assert (with_penalty - without).item() == pytest.approx(10.0 * penalty.item(), rel=1e-4)
 
 
 def test_distillation_without_teacher_logits_is_a_clear_error():
