@@ -28,7 +28,12 @@ from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError, check_weighted_classes, check_weights
 from tabularnet.data.teacher import as_logits
 from tabularnet.nn import MLP, FTTransformer
-from tabularnet.training.calibration import network_logits, temperature_scaling
+from tabularnet.training.calibration import (
+    calibrated_probabilities,
+    network_logits,
+    network_outputs,
+    temperature_scaling,
+)
 from tabularnet.training.config import Recipe
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
@@ -318,10 +323,9 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
         batch_size = self._training(resolve_device=False)["eval_batch_size"]
         loader = TensorBatchLoader(tensors, batch_size=batch_size, shard=False)
-        net = self.net_.eval()
-        with torch.no_grad():
-            probs = [(net(b["x_num"], b["x_cat"]).float() / self.temperature_).softmax(-1) for b in loader]
-        return torch.cat(probs).numpy() if probs else np.zeros((0, len(self.classes_)), dtype=np.float32)
+        if len(loader) == 0:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        return calibrated_probabilities(network_outputs(self.net_, loader)[0], self.temperature_).numpy()
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, in the type of the training labels."""

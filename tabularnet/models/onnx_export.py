@@ -20,6 +20,7 @@ from torch import nn
 
 from tabularnet import __version__, atomic
 from tabularnet.data.schema import DataError
+from tabularnet.training.calibration import calibrated_probabilities
 
 METADATA_KEY = "tabularnet"
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ class _Probabilities(nn.Module):
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        return (self.net(x_num, x_cat).float() / self.temperature).softmax(-1)
+        return calibrated_probabilities(self.net(x_num, x_cat), self.temperature)
 
 
 def model_document(*, preprocessing: dict, model: str, temperature: float) -> dict:

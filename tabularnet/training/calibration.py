@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tabularnet.training.metrics import ExpectedCalibrationError
+
 
 @dataclass
 class ReliabilityBins:
@@ -16,13 +18,6 @@ class ReliabilityBins:
     confidence: np.ndarray  # (n_bins,), NaN where the bin is empty
     accuracy: np.ndarray  # (n_bins,), NaN where the bin is empty
     count: np.ndarray  # (n_bins,)
-
-    @property
-    def ece(self) -> float:
-        """Expected calibration error: sum over bins of (rows share) * |accuracy - confidence|."""
-        filled = self.count > 0
-        weights = self.count[filled] / max(self.count.sum(), 1)
-        return float(np.sum(weights * np.abs(self.accuracy[filled] - self.confidence[filled])))
 
 
 def reliability_bins(probs, y, n_bins: int = 15) -> ReliabilityBins:
@@ -46,8 +41,16 @@ def reliability_bins(probs, y, n_bins: int = 15) -> ReliabilityBins:
 
 
 def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
-    """ECE of the top-label confidence over ``n_bins`` equal-width bins (0 for a perfectly calibrated model)."""
-    return reliability_bins(probs, y, n_bins).ece
+    """ECE of the top-label confidence over ``n_bins`` equal-width bins (0 for a perfectly calibrated model): the
+    validation/test metric (:class:`~tabularnet.training.metrics.ExpectedCalibrationError`) on one table."""
+    metric = ExpectedCalibrationError(n_bins)
+    metric.update(torch.as_tensor(np.asarray(probs)), torch.as_tensor(np.asarray(y)).long())
+    return float(metric.compute())
+
+
+def calibrated_probabilities(logits: torch.Tensor, temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """``softmax(logits / T)`` in float32: every model's class probabilities (training, predict, export)."""
+    return (logits.float() / temperature).softmax(-1)
 
 
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 100) -> float:
@@ -73,17 +76,26 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 10
 
 
 @torch.no_grad()
-def network_logits(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits ``(n, n_classes)`` (float, on the CPU) and labels ``(n,)`` of ``net`` over every batch of ``loader``,
-    in eval mode (the network's mode is restored afterwards)."""
+def network_outputs(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits ``(n, n_classes)`` (float, on the CPU) of ``net`` over every batch of ``loader`` and the labels
+    ``(n,)`` (``None`` when the batches have none), in eval mode (the network's mode is restored afterwards)."""
     was_training, device = net.training, next(net.parameters()).device
     net.eval()
     logits, labels = [], []
     for batch in loader:
         logits.append(net(batch["x_num"].to(device), batch["x_cat"].to(device)).float().cpu())
-        labels.append(batch["y"])
+        if "y" in batch:
+            labels.append(batch["y"])
     net.train(was_training)
-    return torch.cat(logits), torch.cat(labels)
+    return torch.cat(logits), (torch.cat(labels) if labels else None)
+
+
+def network_logits(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of a labeled ``loader`` (see :func:`network_outputs`)."""
+    logits, labels = network_outputs(net, loader)
+    if labels is None:
+        raise ValueError("network_logits needs batches with labels (y)")
+    return logits, labels
 
 
 def temperature_scaling(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -91,6 +103,6 @@ def temperature_scaling(logits: torch.Tensor, y: torch.Tensor) -> dict[str, floa
     temperature = fit_temperature(logits, y)
     return {
         "temperature": temperature,
-        "val_ece_uncalibrated": expected_calibration_error(logits.softmax(-1).numpy(), y.numpy()),
-        "val_ece_calibrated": expected_calibration_error((logits / temperature).softmax(-1).numpy(), y.numpy()),
+        "val_ece_uncalibrated": expected_calibration_error(calibrated_probabilities(logits), y),
+        "val_ece_calibrated": expected_calibration_error(calibrated_probabilities(logits, temperature), y),
     }

@@ -10,7 +10,7 @@ from torch import nn
 
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.nn.layers import Activation, initialize_from_data, needs_data
-from tabularnet.training.calibration import network_logits, temperature_scaling
+from tabularnet.training.calibration import calibrated_probabilities, network_logits, temperature_scaling
 from tabularnet.training.config import (
     ClassWeightArg,
     DistillationSpec,
@@ -128,9 +128,10 @@ class TrainingMixin(pl.LightningModule):
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         return self.net(x_num, x_cat)
 
-    def calibrated_logits(self, batch: dict) -> torch.Tensor:
-        """``(B, n_classes)`` logits divided by the fitted temperature (1 until :meth:`calibrate_temperature`)."""
-        return self.net(batch["x_num"], batch["x_cat"]).float() / self.temperature
+    def probabilities(self, batch: dict) -> torch.Tensor:
+        """``(B, n_classes)`` class probabilities, softmax(logits / T) with the fitted temperature (1 until
+        :meth:`calibrate_temperature`)."""
+        return calibrated_probabilities(self.net(batch["x_num"], batch["x_cat"]), self.temperature)
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
         # checkpoints written before calibration existed have no temperature: they are uncalibrated (T = 1)
@@ -207,7 +208,7 @@ class TrainingMixin(pl.LightningModule):
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict, metrics, weighted_metrics) -> None:
-        probs = self.calibrated_logits(batch).softmax(-1)
+        probs = self.probabilities(batch)
         if "weight" in batch:  # a split with sample weights: every metric weighted
             weighted_metrics.update(probs, batch["y"], weight=batch["weight"])
         else:
@@ -246,7 +247,7 @@ class TrainingMixin(pl.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """Class probabilities, ``(B, n_classes)`` (calibrated when a temperature was fitted)."""
-        return self.calibrated_logits(batch).softmax(-1)
+        return self.probabilities(batch)
 
 
 class MLPLightningModule(TrainingMixin):

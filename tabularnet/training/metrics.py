@@ -111,8 +111,9 @@ class WeightedAUROC(Metric):
 
 
 class ExpectedCalibrationError(Metric):
-    """ECE of the top-label confidence over ``n_bins`` equal-width bins ``(lo, hi]``; the same numbers as
-    :func:`tabularnet.training.calibration.expected_calibration_error`, from per-bin sums (constant memory)."""
+    """ECE of the top-label confidence over ``n_bins`` equal-width bins ``(lo, hi]``, from per-bin sums (constant
+    memory): the one ECE of tabularnet (:func:`tabularnet.training.calibration.expected_calibration_error` and the
+    reliability diagrams use it)."""
 
     full_state_update = False
 
