@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, confusion_matrix, roc_curve
 
-from tabularnet.training.calibration import reliability_bins
+from tabularnet.training.calibration import expected_calibration_error, reliability_bins
 
 MAX_ANNOTATED_CLASSES = 20  # beyond this the confusion matrix's cells are too small for numbers
 MAX_ROC_CURVES = 12  # one-vs-rest curves drawn for many-class problems (the largest classes)
@@ -85,8 +85,8 @@ def reliability_figure(
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
     for name, probs in probs_by_name.items():
         bins = reliability_bins(probs, y, n_bins)
-        filled = bins.count > 0
-        top.plot(bins.confidence[filled], bins.accuracy[filled], marker="o", label=f"{name}: ECE {bins.ece:.4f}")
+        filled, ece = bins.count > 0, expected_calibration_error(probs, y, n_bins)
+        top.plot(bins.confidence[filled], bins.accuracy[filled], marker="o", label=f"{name}: ECE {ece:.4f}")
         centers = (bins.edges[:-1] + bins.edges[1:]) / 2
         bottom.step(centers, bins.count / max(bins.count.sum(), 1), where="mid", label=name)
     top.set_ylabel("accuracy")

@@ -18,6 +18,7 @@ from tabularnet.reporting.figures import (
     reliability_figure,
     roc_figure,
 )
+from tabularnet.training.calibration import calibrated_probabilities
 
 FIGURES_DIR = "figures"
 CURVE_TAGS = ("train_loss", "val_loss", "val_acc")
@@ -31,8 +32,8 @@ def split_probabilities(model, datamodule, split: str) -> tuple[np.ndarray, np.n
     if loader is None:
         return None
     logits, y = model.split_logits(loader)
-    temperature = float(model.temperature)
-    return y.numpy(), (logits / temperature).softmax(-1).numpy(), logits.softmax(-1).numpy()
+    calibrated = calibrated_probabilities(logits, float(model.temperature))
+    return y.numpy(), calibrated.numpy(), calibrated_probabilities(logits).numpy()
 
 
 def evaluation_figures(model, datamodule, splits: tuple[str, ...] = ("val", "test")) -> dict[str, Figure]:
