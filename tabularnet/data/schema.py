@@ -14,6 +14,13 @@ class DataError(ValueError):
     """Bad user input (file, column, option). The CLI prints it as one line and exits with status 2."""
 
 
+def check_known_keys(spec: dict, known, option: str) -> None:
+    """Raise a DataError naming ``option`` and the keys of ``spec`` that are not in ``known`` (all option dicts)."""
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise DataError(f"{option}: unknown key(s) {unknown} (known: {sorted(known)})")
+
+
 class DataWarning(UserWarning):
     """Input that tabularnet repaired (rows or columns dropped, columns ignored). The CLI prints it as one line."""
 

@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from tabularnet import atomic
 from tabularnet.atomic import atomic_path
-from tabularnet.data.schema import DataError
+from tabularnet.data.schema import DataError, check_known_keys
 from tabularnet.data.sources import read_table
 
 EPS = 1e-10
@@ -30,9 +30,7 @@ def build_teacher(spec: dict):
     """Instantiate ``{class_path: module.Class, init_args: {...}}``; the class needs ``fit`` and ``predict_proba``."""
     if not isinstance(spec, dict) or "class_path" not in spec:
         raise DataError(f"data.teacher must be {{class_path: ..., init_args: {{...}}}}, however: {spec!r}")
-    unknown = sorted(set(spec) - {"class_path", "init_args"})
-    if unknown:
-        raise DataError(f"data.teacher: unknown key(s) {unknown} (known: class_path, init_args)")
+    check_known_keys(spec, ("class_path", "init_args"), "data.teacher")
     module_name, _, class_name = str(spec["class_path"]).rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)

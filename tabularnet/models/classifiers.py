@@ -7,6 +7,7 @@ LightningModule that wraps it, ``use_lightning=False`` (the default, as in the o
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import inspect
 import tempfile
@@ -25,7 +26,13 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.data.datamodule import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
-from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError, check_weighted_classes, check_weights
+from tabularnet.data.schema import (
+    DEFAULT_NA_VALUES,
+    DataError,
+    check_known_keys,
+    check_weighted_classes,
+    check_weights,
+)
 from tabularnet.data.teacher import as_logits
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.training.calibration import (
@@ -144,9 +151,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ options
     def _training(self, *, resolve_device: bool = True) -> dict:
         training = dict(self.training or {})
-        unknown = sorted(set(training) - set(TRAINING_DEFAULTS))
-        if unknown:
-            raise ValueError(f"training: unknown key(s) {unknown} (known: {sorted(TRAINING_DEFAULTS)})")
+        check_known_keys(training, TRAINING_DEFAULTS, "training")
         merged = {**TRAINING_DEFAULTS, **training}
         if resolve_device:  # not for prediction: a model trained on a GPU predicts wherever it was loaded
             merged["device"] = training_device(merged["device"])
@@ -154,9 +159,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
 
     def _early_stopping(self, training: dict) -> EarlyStopping:
         spec = training["early_stopping"] or {}
-        unknown = sorted(set(spec) - {"enabled", "monitor", "patience", "min_delta"})
-        if unknown:
-            raise ValueError(f"training.early_stopping: unknown key(s) {unknown}")
+        check_known_keys(spec, [f.name for f in dataclasses.fields(EarlyStopping)], "training.early_stopping")
         stop = EarlyStopping(**spec)
         if stop.monitor not in ("val_loss", "val_acc"):
             raise ValueError(

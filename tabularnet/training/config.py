@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal, Optional, TypedDict, Union
 
+from tabularnet.data.schema import check_known_keys
+
 
 class OptimizerSpec(TypedDict, total=False):
     name: Literal["Adam", "AdamW"]
@@ -50,10 +52,7 @@ def _from_spec(cls, spec: Optional[dict], option: str, renames: dict[str, str] |
     if not isinstance(spec, dict):
         raise ValueError(f"{option} must be a dict, however: {option}={spec!r}")
     renames = renames or {}
-    known = {renames.get(f.name, f.name) for f in fields(cls)}
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise ValueError(f"{option}: unknown key(s) {unknown} (known: {sorted(known)})")
+    check_known_keys(spec, {renames.get(f.name, f.name) for f in fields(cls)}, option)
     inverse = {v: k for k, v in renames.items()}
     config = cls(**{inverse.get(k, k): v for k, v in spec.items()})
     config.validate(option)
