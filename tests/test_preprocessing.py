@@ -287,3 +287,21 @@ def test_extra_columns_at_transform_are_ignored_with_a_warning():
 def test_bad_category_options(option, value):
     with pytest.raises(DataError, match=f"{option} must be"):
         Preprocessor(**{option: value})
+
+
+def test_only_the_data_module_key_holds_the_preprocessing():
+    """Nothing writes a "datamodule" key (Lightning and save() write TabularDataModule): it is not read either."""
+    from tabularnet.data.datamodule import DATAMODULE_KEY, _datamodule_state
+
+    state = {"preprocessing": {"scaling": "standard"}}
+    assert _datamodule_state({DATAMODULE_KEY: state}, "model.ckpt") is state
+    with pytest.raises(DataError, match="model.ckpt: the checkpoint holds no tabularnet preprocessing state"):
+        _datamodule_state({"datamodule": state}, "model.ckpt")
+
+
+def test_a_fitted_state_has_every_key_transform_reads(table):
+    """The state is read as written (no defaults for keys of older versions): every key is there."""
+    schema = infer_schema(table, target="target")
+    state = Preprocessor().fit(table, schema).state_dict()
+    keys = {"scaling", "na_values", "schema", "numeric", "categorical", "hashed", "classes", "class_counts"}
+    assert keys <= set(state)

@@ -554,9 +554,8 @@ def _check_streaming_options(hp) -> None:
 
 
 def _datamodule_state(checkpoint: dict, path) -> dict:
-    for key in (DATAMODULE_KEY, "datamodule"):
-        if key in checkpoint and "preprocessing" in checkpoint[key]:
-            return checkpoint[key]
+    if "preprocessing" in checkpoint.get(DATAMODULE_KEY, {}):
+        return checkpoint[DATAMODULE_KEY]
     raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")
 
 

@@ -194,7 +194,7 @@ class Preprocessor:
     @property
     def cat_cardinalities(self) -> list[int]:
         state = self._fitted()
-        hashed = state.get("hashed", {})
+        hashed = state["hashed"]
         return [
             (hashed[name] if name in hashed else len(state["categorical"][name])) + N_RESERVED
             for name in self.schema.categorical
@@ -202,8 +202,9 @@ class Preprocessor:
 
     @property
     def class_counts(self) -> list[int] | None:
-        """Training rows per class, in the order of :attr:`classes` (``None`` for an old checkpoint)."""
-        return self._fitted().get("class_counts")
+        """Training rows per class (their total sample weight with weights), in the order of :attr:`classes`;
+        ``None`` when fitted without a target."""
+        return self._fitted()["class_counts"]
 
     @property
     def classes(self) -> list:
@@ -243,6 +244,6 @@ class Preprocessor:
 
     def load_state_dict(self, state: dict) -> Preprocessor:
         self.scaling = state["scaling"]
-        self.na_values = list(state.get("na_values", []))  # checkpoints before na_values: no tokens
+        self.na_values = list(state["na_values"])
         self.state = state
         return self

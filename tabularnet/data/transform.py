@@ -130,7 +130,7 @@ def transform_table(state: dict, df: pd.DataFrame, *, source: str = "table") -> 
     missing feature column or a non-numeric value in a numeric column is a :class:`DataError` naming it.
     """
     schema = Schema.from_dict(state["schema"])
-    df = mark_missing(df, state.get("na_values", []), source=source)
+    df = mark_missing(df, state["na_values"], source=source)
     check_columns(df, schema.features, what="feature column", source=source)
     known = {*schema.features, *schema.dropped, schema.target}
     extra = [str(c) for c in df.columns if c not in known and not str(c).startswith("__")]
@@ -144,7 +144,7 @@ def transform_table(state: dict, df: pd.DataFrame, *, source: str = "table") -> 
         if stats["indicator"]:
             indicators.append(missing.astype(np.float64))
     x_num = np.stack(columns + indicators, axis=1) if columns else np.zeros((len(df), 0))
-    hashed = state.get("hashed", {})
+    hashed = state["hashed"]
     codes = [
         hash_codes(df[name], hashed[name])
         if name in hashed
