@@ -23,7 +23,7 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
 from tabularnet.console import main as console_main
 from tabularnet.console import user_errors
-from tabularnet.data.datamodule import load_checkpoint
+from tabularnet.data.tabular_data import load_checkpoint
 from tabularnet.data.lightning_datamodule import TabularDataModule
 from tabularnet.data.schema import DataError
 from tabularnet.progress import default_progress_bar

@@ -15,7 +15,8 @@ from conftest import make_table
 from test_bad_inputs import FIT, one_line_error, run_main, write
 
 from tabularnet.cli import main
-from tabularnet.data.datamodule import TabularData, TabularDataModule, load_checkpoint
+from tabularnet.data.lightning_datamodule import TabularDataModule
+from tabularnet.data.tabular_data import TabularData, load_checkpoint
 from tabularnet.data.preprocessing import Preprocessor, weighted_quantiles
 from tabularnet.data.schema import DataError, infer_schema
 from tabularnet.models import MLPClassifier, TransformerClassifier

@@ -1,11 +1,11 @@
-"""``TabularDataModule``: :class:`~tabularnet.data.datamodule.TabularData` as a Lightning ``LightningDataModule``."""
+"""``TabularDataModule``: :class:`~tabularnet.data.tabular_data.TabularData` as a Lightning ``LightningDataModule``."""
 
 from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
 
-from tabularnet.data.datamodule import TabularData
+from tabularnet.data.tabular_data import TabularData
 
 
 class TabularDataModule(TabularData, pl.LightningDataModule):

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.data.datamodule import DATAMODULE_KEY, TabularData, load_checkpoint
+from tabularnet.data.tabular_data import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import (
