@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DataError": "tabularnet.data.schema",
     "TabularData": "tabularnet.data.tabular_data",
-    "TabularDataModule": "tabularnet.data.lightning_datamodule",
+    "TabularDataModule": "tabularnet.data.datamodule",
     "MLPClassifier": "tabularnet.models.classifiers",
     "TransformerClassifier": "tabularnet.models.classifiers",
     "XGBoostClassifier": "tabularnet.models.xgboost",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import make_table
 
-from tabularnet.data.lightning_datamodule import TabularDataModule
+from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.loader import TensorBatchLoader
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

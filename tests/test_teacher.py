@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import make_table
 
-from tabularnet.data.lightning_datamodule import TabularDataModule
+from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.schema import DataError
 from tabularnet.data.teacher import as_logits, fold_assignment
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import make_table
 
-from tabularnet.data.lightning_datamodule import TabularDataModule
+from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.training.lightning_modules import MLPLightningModule, TransformerLightningModule
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 

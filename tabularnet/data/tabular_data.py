@@ -1,8 +1,8 @@
 """TabularData: files or frames in, preprocessed in-memory tensor batches out -- without Lightning.
 
-``TabularDataModule`` (:mod:`tabularnet.data.lightning_datamodule`) is this class with Lightning's
-``LightningDataModule`` mixed in; the Python estimators' plain-PyTorch path uses :class:`TabularData` itself, so
-that scripts which train with ``use_lightning=False`` or only predict never import Lightning.
+The Python estimators' plain-PyTorch path uses :class:`TabularData` itself, so that scripts which train with
+``use_lightning=False`` or only predict never import Lightning. A subclass adapts it to a framework by overriding
+:meth:`TabularData._record_arguments` and :meth:`TabularData._resident_device`.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ SPLITS = ("train", "val", "test", "predict")
 DATAMODULE_KEY = "TabularDataModule"  # where Lightning (and Estimator.save) put the data state in a checkpoint
 
 
-class _Hyperparameters(dict):
-    """Attribute access to the constructor arguments, like Lightning's ``AttributeDict``."""
+class Arguments(dict):
+    """Attribute access to the constructor arguments (``hparams.batch_size``)."""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -176,12 +176,8 @@ class TabularData:
         sample_rows: int = 1_000_000,
         device_resident: bool = False,
     ) -> None:
-        super().__init__()  # LightningDataModule's, in TabularDataModule
-        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        if hasattr(self, "save_hyperparameters"):  # Lightning: hparams.yaml and the checkpoint's data arguments
-            self.save_hyperparameters(arguments)
-        else:
-            self._hparams = _Hyperparameters(arguments)
+        super().__init__()  # the next class's in a subclass's MRO (LightningDataModule's in TabularDataModule)
+        self._record_arguments({k: v for k, v in locals().items() if k not in ("self", "__class__")})
         if batch_size < 1:
             raise DataError(f"data.batch_size must be positive, however: batch_size={batch_size}")
         if weight_column is not None and weight_column == target:
@@ -207,12 +203,9 @@ class TabularData:
         self._stream_plan: dict[str, tuple[str, RowSplit]] | None = None
         self._checked_weight_files: set[str] = set()  # streamed files whose weight column was validated
 
-    @property
-    def hparams(self):
-        """The constructor arguments (``self.hparams.batch_size``)."""
-        if "_hparams" not in self.__dict__:  # Lightning's save_hyperparameters reads this before it first sets it
-            self._hparams = _Hyperparameters()
-        return self._hparams
+    def _record_arguments(self, arguments: dict[str, Any]) -> None:
+        """Keep the constructor arguments as :attr:`hparams` (a subclass may record them its own way)."""
+        self.hparams = Arguments(arguments)
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -514,11 +507,10 @@ class TabularData:
         )  # fmt: skip
 
     def _resident_device(self) -> torch.device | None:
-        """The device the loaders keep their tables on (``device_resident``): the trainer's root device."""
-        if not self.hparams.device_resident:
-            return None
-        trainer = getattr(self, "trainer", None)  # set by Lightning when this data module is attached
-        return trainer.strategy.root_device if trainer is not None else None
+        """The device the loaders keep their tables on (``device_resident``). ``None`` here: the tables stay where
+        they are and the plain-PyTorch trainer moves them (``TensorBatchLoader.to``); a subclass that knows its
+        trainer's device overrides this."""
+        return None
 
     def train_dataloader(self):
         return self._loader("train", train=True)
@@ -557,11 +549,3 @@ def _datamodule_state(checkpoint: dict, path) -> dict:
     if "preprocessing" in checkpoint.get(DATAMODULE_KEY, {}):
         return checkpoint[DATAMODULE_KEY]
     raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")
-
-
-def __getattr__(name: str):
-    if name == "TabularDataModule":  # the Lightning flavour, imported (with Lightning) only when asked for
-        from tabularnet.data.lightning_datamodule import TabularDataModule
-
-        return TabularDataModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,549 @@
+"""The original Python API (``MLPClassifier(...).train(X, y)``) as scikit-learn estimators.
+
+Both drivers train the same network with the same recipe: ``use_lightning=True`` runs Lightning's Trainer on the
+LightningModule that wraps it, ``use_lightning=False`` (the default, as in the original) runs
+:class:`TorchTrainer` -- and imports no Lightning at all, nor does prediction from a saved model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import inspect
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+
+from tabularnet import atomic
+from tabularnet._quiet import quiet_lightning
+from tabularnet.data.tabular_data import DATAMODULE_KEY, TabularData, load_checkpoint
+from tabularnet.data.loader import TensorBatchLoader
+from tabularnet.data.preprocessing import Preprocessor
+from tabularnet.data.schema import (
+    DEFAULT_NA_VALUES,
+    DataError,
+    check_known_keys,
+    check_weighted_classes,
+    check_weights,
+)
+from tabularnet.data.teacher import as_logits
+from tabularnet.nn import MLP, FTTransformer
+from tabularnet.training.calibration import (
+    calibrated_probabilities,
+    network_logits,
+    network_outputs,
+    temperature_scaling,
+)
+from tabularnet.training.config import Recipe
+from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
+
+TARGET = "__target__"
+WEIGHT = "__sample_weight__"  # the training frame's column of sample weights (the data module's weight_column)
+TRAINING_DEFAULTS = {
+    "batch_size": 64,
+    "epochs": 50,
+    "eval_batch_size": 4096,
+    "early_stopping": None,
+    "validation_split": 0.1,
+    "gradient_clip_val": None,
+    "compile": False,
+    "device": "cpu",
+}
+RECIPE_PARAMS = (
+    "label_smoothing",
+    "weight_decay",
+    "optimizer",
+    "scheduler",
+    "mixup",
+    "noise",
+    "distillation",
+    "class_weight",
+)
+# Estimator parameters passed to the data module as they are (see TabularDataModule for their meaning).
+DATA_PARAMS = ("na_values", "high_cardinality", "max_categories", "min_frequency")
+
+
+def as_frame(X, feature_names: Optional[list[str]] = None) -> pd.DataFrame:
+    """X (DataFrame, ndarray, list of lists, pyarrow table) as a DataFrame with string column names.
+
+    Arrays go through scikit-learn's ``check_array`` (2-D, non-empty, not sparse, not complex; NaN allowed).
+    """
+    if hasattr(X, "to_pandas") and not isinstance(X, pd.DataFrame):  # pyarrow Table, polars DataFrame
+        X = X.to_pandas()
+    if isinstance(X, pd.DataFrame):
+        return X.rename(columns=str) if not all(isinstance(c, str) for c in X.columns) else X
+    array = check_array(X, dtype=object if _has_strings(X) else "numeric", ensure_all_finite="allow-nan")
+    columns = feature_names if feature_names and len(feature_names) == array.shape[1] else None
+    return pd.DataFrame(array, columns=columns or [f"x{i}" for i in range(array.shape[1])]).infer_objects()
+
+
+def _has_strings(X) -> bool:
+    try:
+        return np.asarray(X).dtype.kind in "OUS"
+    except ValueError:
+        return True
+
+
+def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Tensor:
+    """``teacher_probs`` (probabilities or logits, see :func:`~tabularnet.data.teacher.as_logits`) as logits."""
+    values = np.asarray(teacher_probs, dtype=np.float64)
+    if values.shape != (n_rows, n_classes):
+        raise DataError(
+            f"teacher_probs must have shape {(n_rows, n_classes)} (rows x classes), however: {values.shape}"
+        )
+    return torch.as_tensor(as_logits(values), dtype=torch.float32)
+
+
+def check_sample_weight(sample_weight, y: np.ndarray) -> np.ndarray | None:
+    """``sample_weight`` as float64, one per row of ``y``: 1-D, finite, non-negative, not all zero, and positive on
+    rows of at least two classes (scikit-learn's rules, checked here: its own helper is private)."""
+    if sample_weight is None:
+        return None
+    values = np.asarray(sample_weight)
+    if values.ndim != 1:
+        raise DataError(f"sample_weight must be 1-D (one weight per row), however: its shape is {values.shape}")
+    if len(values) != len(y):
+        raise DataError(f"sample_weight has {len(values)} weights but X has {len(y)} rows")
+    weights = check_weights(values, what="sample_weight")
+    check_weighted_classes(y, weights, what="sample_weight")
+    return weights
+
+
+def training_device(spec) -> torch.device:
+    """``training['device']``: ``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'`` (CUDA when present)."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"training.device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', however: {spec!r}"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"training.device={spec!r}, but this torch build sees no CUDA device (use 'cpu' or 'auto')")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"training.device={spec!r}, but MPS is not available here (use 'cpu' or 'auto')")
+    return device
+
+
+def build_network(network_class: type[torch.nn.Module], hparams: dict) -> torch.nn.Module:
+    """The network a LightningModule with these hyperparameters builds (its arguments the network takes, with
+    ``n_classes`` as ``d_out``), without importing Lightning."""
+    accepted = inspect.signature(network_class).parameters
+    arch = {k: v for k, v in hparams.items() if k in accepted and k != "d_out"}
+    return network_class(d_out=hparams["n_classes"], **arch)
+
+
+class _TabularClassifier(ClassifierMixin, BaseEstimator):
+    """Shared fit/predict/save logic; subclasses name their network, its LightningModule and parameters."""
+
+    network_class: type[torch.nn.Module]
+    module_name: str  # the LightningModule in tabularnet that wraps network_class
+    network_params: tuple[str, ...]
+
+    # ------------------------------------------------------------------ options
+    def _training(self, *, resolve_device: bool = True) -> dict:
+        training = dict(self.training or {})
+        check_known_keys(training, TRAINING_DEFAULTS, "training")
+        merged = {**TRAINING_DEFAULTS, **training}
+        if resolve_device:  # not for prediction: a model trained on a GPU predicts wherever it was loaded
+            merged["device"] = training_device(merged["device"])
+        return merged
+
+    def _early_stopping(self, training: dict) -> EarlyStopping:
+        spec = training["early_stopping"] or {}
+        check_known_keys(spec, [f.name for f in dataclasses.fields(EarlyStopping)], "training.early_stopping")
+        stop = EarlyStopping(**spec)
+        if stop.monitor not in ("val_loss", "val_acc"):
+            raise ValueError(
+                f"training.early_stopping.monitor must be 'val_loss' or 'val_acc', however: {stop.monitor!r}"
+            )
+        return stop
+
+    def _hparams(self, data: TabularData) -> dict:
+        """The LightningModule's arguments: data-derived sizes and labels, network parameters and the recipe."""
+        return {
+            "n_num_features": data.n_num_features,
+            "cat_cardinalities": list(data.cat_cardinalities),
+            "n_classes": data.n_classes,
+            "classes": _plain(list(data.classes)),
+            "class_counts": data.class_counts,
+            **{name: _plain(getattr(self, name)) for name in self.network_params},
+            **{name: _plain(getattr(self, name)) for name in RECIPE_PARAMS},
+        }
+
+    def _lightning_module(self, hparams: dict):
+        from tabularnet.training import lightning_modules
+
+        return getattr(lightning_modules, self.module_name)(**hparams)
+
+    # ---------------------------------------------------------------- training
+    def train(self, X, y, teacher_probs=None, X_val=None, y_val=None, sample_weight=None):
+        """Fit on ``X, y``; ``teacher_probs`` (probabilities or logits, one row per row of X) for distillation;
+        ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on).
+
+        ``sample_weight``: one weight per row of X (finite, >= 0, not all zero). The training loss, the
+        preprocessing statistics and ``class_weight='balanced'`` weigh each row by it (a row of integer weight
+        ``k`` counts as ``k`` copies of it, weight 0 as absent); validation rows carved from X keep their weights
+        and the validation metrics are then weighted. ``X_val, y_val`` rows weigh 1."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        training, X_frame = self._training(), as_frame(X)
+        stop = self._early_stopping(training)
+        y = column_or_1d(y, warn=True)
+        missing = pd.isna(y)
+        if missing.any():
+            first = int(np.flatnonzero(missing)[0])
+            raise DataError(f"Input y contains NaN ({int(missing.sum())} missing labels, first at row {first})")
+        check_classification_targets(y)
+        if len(y) != len(X_frame):
+            raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
+        weights = check_sample_weight(sample_weight, y)
+        self.n_features_in_ = X_frame.shape[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X_frame.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        for reserved in (TARGET, WEIGHT):
+            if reserved in X_frame.columns:
+                raise DataError(f"X has a column named {reserved!r}, which tabularnet reserves")
+        train = X_frame.assign(**{TARGET: y})
+        if weights is not None:
+            train[WEIGHT] = weights
+        val = None if X_val is None else as_frame(X_val, list(X_frame.columns)).assign(**{TARGET: np.asarray(y_val)})
+        n_classes = len(np.unique(y))
+        logits = None if teacher_probs is None else teacher_logits_from(teacher_probs, len(y), n_classes)
+        data_class = TabularData
+        if self.use_lightning:
+            from tabularnet.data.lightning_datamodule import TabularDataModule as data_class
+        dm = data_class.from_frames(
+            train,
+            val=val,
+            teacher_logits=logits,
+            target=TARGET,
+            weight_column=WEIGHT if weights is not None else None,
+            val_fraction=training["validation_split"] if (stop.enabled or self.calibrate) and val is None else 0.0,
+            batch_size=training["batch_size"],
+            eval_batch_size=training["eval_batch_size"],
+            seed=self.random_seed,
+            device_resident=training["device"].type != "cpu",  # on an accelerator: the table lives there
+            **{name: self._data_param(name) for name in DATA_PARAMS},
+        )
+        hparams = self._hparams(dm)
+        recipe = Recipe.from_options(**{name: hparams[name] for name in (*RECIPE_PARAMS, "classes", "class_counts")})
+        torch.manual_seed(self.random_seed)  # same initial weights for both drivers
+        if self.use_lightning:
+            module = self._lightning_module({**hparams, "compile": training["compile"]})
+            self._fit_lightning(module, dm, training, stop)
+            net = module.net
+        else:
+            net = build_network(self.network_class, hparams)
+            trainer = TorchTrainer(
+                recipe,
+                max_epochs=training["epochs"],
+                seed=self.random_seed,
+                early_stopping=stop,
+                gradient_clip_val=training["gradient_clip_val"],
+                compile=training["compile"],
+                device=training["device"],
+                device_resident=training["device"].type != "cpu",
+                progress=self.verbose,
+            )
+            val_loader = dm.val_dataloader()
+            trainer.fit(net, dm.train_dataloader(), val_loader or None)
+            self.history_ = trainer.history
+        self.temperature_ = 1.0
+        if self.calibrate:
+            self.calibration_ = temperature_scaling(*network_logits(net, dm.val_dataloader()))
+            self.temperature_ = self.calibration_["temperature"]
+        # NOTE: fitted models live on the CPU (as Lightning leaves them): picklable, savable and usable anywhere
+        self.net_, self.hparams_ = net.cpu().eval(), hparams
+        self.preprocessing_ = dm.preprocessor.state_dict()
+        self.classes_ = np.asarray(dm.classes)
+        return self
+
+    def _data_param(self, name: str):
+        value = getattr(self, name)
+        if name == "na_values":
+            return list(DEFAULT_NA_VALUES if value is None else value)
+        return value
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """scikit-learn's name for :meth:`train`."""
+        return self.train(X, y, sample_weight=sample_weight, **fit_params)
+
+    def _fit_lightning(self, module, dm, training: dict, stop) -> None:
+        import lightning.pytorch as pl
+
+        quiet_lightning(self.verbose)
+        from tabularnet.progress import default_progress_bar
+
+        callbacks, monitor = [default_progress_bar()] if self.verbose else [], stop.monitor if stop.enabled else None
+        with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
+            if stop.enabled:
+                callbacks += [
+                    pl.callbacks.EarlyStopping(
+                        monitor=monitor, mode=stop.mode, patience=stop.patience, min_delta=stop.min_delta
+                    ),
+                    pl.callbacks.ModelCheckpoint(dirpath=folder, monitor=monitor, mode=stop.mode),
+                ]
+            device = training["device"]
+            trainer = pl.Trainer(
+                max_epochs=training["epochs"],
+                accelerator={"cuda": "gpu"}.get(device.type, device.type),
+                devices=[device.index] if device.index is not None else 1,
+                logger=False,
+                callbacks=callbacks,
+                enable_checkpointing=stop.enabled,
+                enable_progress_bar=self.verbose,
+                enable_model_summary=False,
+                gradient_clip_val=training["gradient_clip_val"],
+                num_sanity_val_steps=0,
+                default_root_dir=folder,
+            )
+            trainer.fit(module, datamodule=dm)
+            if stop.enabled and trainer.checkpoint_callback.best_model_path:
+                state = load_checkpoint(trainer.checkpoint_callback.best_model_path)["state_dict"]
+                module.load_state_dict(state)
+
+    # -------------------------------------------------------------- prediction
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, ``(n_rows, n_classes)``, columns in the order of ``classes_``."""
+        check_is_fitted(self, "net_")
+        frame = as_frame(X, list(getattr(self, "feature_names_in_", [])) or None)
+        if frame.shape[1] != self.n_features_in_ and not isinstance(X, pd.DataFrame):
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input"
+            )
+        tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
+        batch_size = self._training(resolve_device=False)["eval_batch_size"]
+        loader = TensorBatchLoader(tensors, batch_size=batch_size, shard=False)
+        if len(loader) == 0:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        return calibrated_probabilities(network_outputs(self.net_, loader)[0], self.temperature_).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels, in the type of the training labels."""
+        probs = self.predict_proba(X)
+        return self.classes_[probs.argmax(1)]
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint that ``tabularnet predict --ckpt_path`` and :meth:`load` read (``weights_only``)."""
+        check_is_fitted(self, "net_")
+        hparams = {**self.hparams_, "_class_path": f"tabularnet.{self.module_name}"}
+        checkpoint = {  # the layout of a `tabularnet fit` checkpoint: the module's state_dict holds "net.*"
+            "state_dict": {
+                **{f"net.{k}": v for k, v in self.net_.state_dict().items()},
+                "temperature": torch.tensor(float(self.temperature_)),  # the LightningModule's buffer
+            },
+            "hyper_parameters": hparams,
+            DATAMODULE_KEY: {"preprocessing": self.preprocessing_},
+            "datamodule_hyper_parameters": {
+                "target": self.preprocessing_["schema"]["target"],
+                **{name: _plain(self._data_param(name)) for name in DATA_PARAMS},
+            },
+            "pytorch-lightning_version": importlib.metadata.version("lightning"),
+            "tabularnet_estimator": {
+                "class": type(self).__name__,
+                "params": _plain(self.get_params()),
+                "feature_names_in": list(getattr(self, "feature_names_in_", [])),
+            },
+        }
+        atomic.torch_save(checkpoint, path)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Load a model written by :meth:`save` or a ``tabularnet fit`` checkpoint."""
+        checkpoint = load_checkpoint(path)
+        hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+        class_path = checkpoint["hyper_parameters"].get("_class_path", "")
+        if not class_path.endswith(cls.module_name):
+            raise DataError(f"{path}: holds a {class_path or 'unknown model'}, not a {cls.module_name}")
+        saved = checkpoint.get("tabularnet_estimator", {})
+        params = saved.get("params") or {k: v for k, v in hparams.items() if k in cls().get_params()}
+        estimator = cls(**params)
+        net = build_network(cls.network_class, hparams)
+        weights = {k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as err:
+            reason = str(err).splitlines()[0]
+            raise DataError(f"{path}: the weights do not fit a {cls.module_name} ({reason})") from None
+        estimator.net_, estimator.hparams_ = net.eval(), hparams
+        estimator.temperature_ = float(checkpoint["state_dict"].get("temperature", 1.0))
+        estimator.preprocessing_ = checkpoint[DATAMODULE_KEY]["preprocessing"]
+        estimator.classes_ = np.asarray(estimator.preprocessing_["classes"])
+        schema = estimator.preprocessing_["schema"]
+        estimator.n_features_in_ = len(schema["numeric"]) + len(schema["categorical"])
+        if saved.get("feature_names_in"):
+            estimator.feature_names_in_ = np.asarray(saved["feature_names_in"], dtype=object)
+        return estimator
+
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write the fitted model as one ONNX file: the network with its temperature (output ``probabilities``),
+        the preprocessing and the class labels in its metadata. :class:`tabularnet.serving.Predictor` and
+        ``tabularnet predict --ckpt_path model.onnx`` read it without torch. Needs ``pip install 'tabularnet[onnx]'``.
+        """
+        check_is_fitted(self, "net_")
+        from tabularnet.models.onnx_export import export_network
+
+        model = f"tabularnet.{self.module_name}"
+        return export_network(
+            self.net_, path, preprocessing=self.preprocessing_, model=model, temperature=self.temperature_
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _store_params(estimator, params: dict) -> None:
+    """scikit-learn's contract: ``__init__`` stores each argument unchanged under its own name, nothing else."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
+def _plain(value: Any):
+    """Estimator parameters as plain containers (tuples to lists) for a weights_only checkpoint."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class MLPClassifier(_TabularClassifier):
+    """An MLP classifier with the original API and the scikit-learn estimator contract.
+
+    Args:
+        hidden_dims: width of each hidden layer (default ``[128, 64]``).
+        activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
+        dropout: dropout after each hidden layer.
+        d_cat_embedding: size of each categorical embedding.
+        weight_decay: weight decay on weight matrices (not biases, norms, embeddings).
+        label_smoothing: label smoothing of the cross-entropy.
+        optimizer: ``{'name': 'Adam'|'AdamW', 'lr': float, 'weight_decay': float}``.
+        scheduler: ``{'name': 'cosine'|'constant', 'warmup_proportion': float}``, a name, or ``None``.
+        mixup: ``{'enabled': bool, 'alpha': float}``.
+        noise: ``{'enabled': bool, 'std': float}``.
+        distillation: ``{'enabled': bool, 'lambda': float, 'temperature': float, 'consistency': float}``.
+        class_weight: ``None``, ``'balanced'`` (n_samples / (n_classes * count) on the training rows) or
+            ``{label: weight}`` keyed by the original labels: per-class weights of the training loss.
+        na_values: text values that mean missing (``None``: ``'?'``, ``'n/a'``, ``'NA'``, ``'null'``... see the
+            README); a text column holding only numbers besides them is numeric.
+        high_cardinality: ``'drop'`` (default, with a warning), ``'hash'`` or ``'keep'`` categorical columns with
+            more than ``max_categories`` distinct values.
+        max_categories: the cardinality above which a categorical column is high-cardinality (default 100).
+        min_frequency: categories seen fewer times in training share the unknown-category embedding.
+        training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
+            'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False,
+            'device': 'cpu'}`` (``compile``: train through ``torch.compile(net)``; ``device``: ``'cpu'``,
+            ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``; on an accelerator the table is copied there once;
+            the fitted network comes back to the CPU).
+        calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
+            ``training.validation_split`` of X); ``predict_proba`` returns softmax(logits / T), ``calibration_``
+            holds T and the validation ECE before and after.
+        random_seed: seeds weights, batch order, dropout and augmentations.
+        use_lightning: train with Lightning's Trainer instead of the plain PyTorch loop (same result).
+        verbose: show progress.
+    """
+
+    network_class, module_name = MLP, "MLPLightningModule"
+    network_params = ("hidden_dims", "activation", "dropout", "d_cat_embedding")
+
+    def __init__(
+        self,
+        hidden_dims=(128, 64),
+        activation="relu",
+        dropout=0.1,
+        d_cat_embedding=8,
+        weight_decay=0.0,
+        label_smoothing=0.0,
+        optimizer=None,
+        scheduler=None,
+        mixup=None,
+        noise=None,
+        distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
+        training=None,
+        calibrate=False,
+        random_seed=42,
+        use_lightning=False,
+        verbose=False,
+    ):
+        _store_params(self, locals())
+
+
+class TransformerClassifier(_TabularClassifier):
+    """An FT-Transformer classifier with the original API and the scikit-learn estimator contract.
+
+    Args:
+        d_model: token size.
+        nhead: attention heads (must divide ``d_model``).
+        num_layers: transformer blocks.
+        dropout: dropout in attention, feed-forward and residual branches.
+        activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
+        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, class_weight, na_values,
+        high_cardinality, max_categories, min_frequency, training, calibrate, random_seed, use_lightning, verbose:
+        as in :class:`MLPClassifier`.
+    """
+
+    network_class, module_name = FTTransformer, "TransformerLightningModule"
+    network_params = ("d_model", "nhead", "num_layers", "dropout", "activation")
+
+    def __init__(
+        self,
+        d_model=64,
+        nhead=8,
+        num_layers=3,
+        dropout=0.1,
+        activation="reglu",
+        weight_decay=0.0,
+        label_smoothing=0.0,
+        optimizer=None,
+        scheduler=None,
+        mixup=None,
+        noise=None,
+        distillation=None,
+        class_weight=None,
+        na_values=None,
+        high_cardinality="drop",
+        max_categories=100,
+        min_frequency=1,
+        training=None,
+        calibrate=False,
+        random_seed=42,
+        use_lightning=False,
+        verbose=False,
+    ):
+        _store_params(self, locals())
+
+
+ESTIMATORS = (MLPClassifier, TransformerClassifier)
+
+
+def load_estimator(path: str | Path) -> _TabularClassifier:
+    """The estimator of a file written by ``save()`` or a ``tabularnet fit`` checkpoint, whichever model it holds."""
+    class_path = load_checkpoint(path).get("hyper_parameters", {}).get("_class_path", "")
+    for cls in ESTIMATORS:
+        if class_path.endswith(cls.module_name):
+            return cls.load(path)
+    raise DataError(f"{path}: holds a {class_path or 'model of unknown class'}, which tabularnet cannot load")
