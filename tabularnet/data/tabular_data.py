@@ -13,22 +13,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 
+from tabularnet.data.labeled_tables import (
+    TEACHER_ROW,
+    carve_splits,
+    check_training_columns,
+    clean_training_table,
+    read_split_table,
+    sample_weights,
+    split_paths,
+)
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import HighCardinality, Preprocessor, Scaling
-from tabularnet.data.schema import (
-    DEFAULT_NA_VALUES,
-    DataError,
-    check_columns,
-    check_target,
-    check_weighted_classes,
-    check_weights,
-    drop_missing_targets,
-    infer_schema,
-    mark_missing,
-)
-from tabularnet.data.sources import dataset_files, read_table
+from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
+from tabularnet.data.sources import read_table
 from tabularnet.data.streaming import (
     ChunkTransform,
     RowSplit,
@@ -39,16 +37,7 @@ from tabularnet.data.streaming import (
     plan_streams,
     sample_parquet,
 )
-from tabularnet.data.teacher import (
-    as_logits,
-    build_teacher,
-    cache_key,
-    cross_fit_logits,
-    load_cached,
-    read_teacher_logits,
-    save_cached,
-    teacher_metrics,
-)
+from tabularnet.data.teacher import as_logits, build_teacher, cached_teacher_logits, read_teacher_logits
 
 SPLITS = ("train", "val", "test", "predict")
 DATAMODULE_KEY = "TabularDataModule"  # where Lightning (and Estimator.save) put the data state in a checkpoint
@@ -74,16 +63,6 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: not a loadable tabularnet checkpoint ({first_line})") from None
-
-
-def stratified_split(df: pd.DataFrame, fraction: float, *, target: str, seed: int):
-    """Split ``df`` into (rest, held-out ``fraction``), stratified by ``target`` where every class allows it."""
-    if not 0 < fraction < 1:
-        raise DataError(f"a split fraction must be in (0, 1), however: {fraction}")
-    counts = df[target].value_counts()
-    stratify = df[target] if counts.min() >= 2 else None
-    rest, held_out = train_test_split(df, test_size=fraction, random_state=seed, stratify=stratify)
-    return rest, held_out
 
 
 class TabularData:
@@ -222,7 +201,7 @@ class TabularData:
         dm = cls(**kwargs)
         dm._frames["train"] = train.reset_index(drop=True)
         if teacher_logits is not None:
-            dm._frames["train"]["__teacher_row__"] = np.arange(len(train))
+            dm._frames["train"][TEACHER_ROW] = np.arange(len(train))
             dm.teacher_logits = torch.as_tensor(teacher_logits, dtype=torch.float32)
         if val is not None:
             dm._frames["val"] = val
@@ -230,13 +209,7 @@ class TabularData:
 
     # ----------------------------------------------------------------- reading
     def _paths(self) -> dict[str, str | None]:
-        hp = self.hparams
-        paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path, "predict": hp.predict_path}
-        if hp.dataset:
-            files = dataset_files(hp.dataset, hp.data_dir)
-            paths["train"] = str(files["train"])
-            paths["test"] = paths["test"] or (str(files["test"]) if "test" in files else None)
-        return paths
+        return split_paths(self.hparams)
 
     def _read_labeled_splits(self) -> None:
         """Read train (+ val/test) tables, carving validation and test splits where no file is given."""
@@ -247,64 +220,19 @@ class TabularData:
             self._frames["train"] = read_table(paths["train"])
         train = self._frames["train"]
         source = paths["train"] or "training data"
-        check_columns(train, [hp.target], what="target column", source=source)  # early, before any work
-        if hp.weight_column is not None:  # validated on the whole file, so an error's row is the file's row
-            check_columns(train, [hp.weight_column], what="weight column", source=source)
-            check_weights(train[hp.weight_column], what=f"{source}: weight column {hp.weight_column!r}")
+        check_training_columns(train, hp, source)
         if hp.teacher_logits_path and self.teacher_logits is None:
             logits = as_logits(read_teacher_logits(hp.teacher_logits_path, len(train)))
             self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
-            train = train.assign(__teacher_row__=np.arange(len(train)))  # before rows without a label go
-        train = self._clean(train, source)
-        check_target(train[hp.target], source=source)
-        if hp.weight_column is not None:
-            weights = pd.to_numeric(train[hp.weight_column]).to_numpy(dtype=np.float64)
-            check_weighted_classes(train[hp.target], weights, what=f"{source}: weight column {hp.weight_column!r}")
-        if self._schema is None:
-            # NOTE: roles are inferred and values validated on the whole table, before any split, so that an
-            # error's row number is the row of the user's file.
-            features = train.drop(columns=["__teacher_row__", hp.weight_column], errors="ignore")
-            self._schema = infer_schema(
-                features, target=hp.target, categorical=hp.categorical, numeric=hp.numeric, source=source
-            )
-            if hp.weight_column is not None:  # seen in training, not a feature: prediction tables may have it
-                self._schema.dropped.append(hp.weight_column)
-        if paths["test"] and "test" not in self._frames:
-            self._frames["test"] = self._read("test", paths["test"])
-        elif hp.test_fraction > 0 and "test" not in self._frames:
-            train, self._frames["test"] = stratified_split(train, hp.test_fraction, target=hp.target, seed=hp.seed)
-        if paths["val"] and "val" not in self._frames:
-            self._frames["val"] = self._read("val", paths["val"])
-        elif "val" in self._frames:
-            self._frames["val"] = self._clean(self._frames["val"], "validation data")
-        elif hp.val_fraction > 0:
-            train, self._frames["val"] = stratified_split(train, hp.val_fraction, target=hp.target, seed=hp.seed)
-        self._frames["train"] = train
-
-    def _clean(self, df: pd.DataFrame, source: str) -> pd.DataFrame:
-        """Missing-value tokens to NaN; rows of a labeled table whose label is missing dropped (with a warning)."""
-        df = mark_missing(df, self.hparams.na_values, source=source)
-        if self.hparams.target in df.columns:
-            df = drop_missing_targets(df, self.hparams.target, source=source)
-        return df
+            train = train.assign(**{TEACHER_ROW: np.arange(len(train))})  # before rows without a label go
+        train, self._schema = clean_training_table(train, hp, source, self._schema)
+        carve_splits(self._frames, train, paths, hp)
 
     def _read(self, split: str, path: str) -> pd.DataFrame:
-        df = read_table(path)
-        if split == "predict":
-            return df
-        weight_column = self.hparams.weight_column
-        if weight_column is not None and weight_column in df.columns:  # validation and test rows: weighted if given
-            check_weights(df[weight_column], what=f"{path}: weight column {weight_column!r}")
-        return self._clean(df, path)
+        return read_split_table(split, path, self.hparams)
 
     def _sample_weight(self, frame: pd.DataFrame) -> np.ndarray | None:
-        """The rows' weights from ``weight_column`` (validated when read), ``None`` without the column. Weights that
-        are all 1 are no weights: the weighted formulas then equal the plain ones, and the plain ones run."""
-        column = self.hparams.weight_column
-        if column is None or column not in frame.columns:
-            return None
-        weights = pd.to_numeric(frame[column]).to_numpy(dtype=np.float64)
-        return None if (weights == 1).all() else weights
+        return sample_weights(frame, self.hparams.weight_column)
 
     def _ensure_fitted(self) -> Preprocessor:
         if self.preprocessor.state is not None:
@@ -320,7 +248,7 @@ class TabularData:
                 self.preprocessor, path, rows, target=hp.target, weight_column=hp.weight_column, **kwargs
             )
         self._read_labeled_splits()
-        train = self._frames["train"].drop(columns="__teacher_row__", errors="ignore")
+        train = self._frames["train"].drop(columns=TEACHER_ROW, errors="ignore")
         source = self._paths()["train"] or "training data"
         labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
         classes = np.unique(pd.concat(labeled).to_numpy())
@@ -372,34 +300,24 @@ class TabularData:
         if split == "train" and self.hparams.teacher is not None and self.teacher_logits is None:
             self._fit_teacher(frame)
         if split == "train" and self.teacher_logits is not None:
-            tensors["teacher_logits"] = self.teacher_logits[torch.as_tensor(frame["__teacher_row__"].to_numpy().copy())]
+            tensors["teacher_logits"] = self.teacher_logits[torch.as_tensor(frame[TEACHER_ROW].to_numpy().copy())]
         self._tensors[split] = tensors
         return tensors
 
     def _fit_teacher(self, train: pd.DataFrame) -> None:
         """Cross-fit the teacher on the training split (or read its cached logits) and measure it on val/test."""
         hp, features = self.hparams, self.preprocessor.schema.features
-        X, y = train[features], train[hp.target].to_numpy()
-        folder = Path(hp.teacher_cache_dir or self.default_teacher_cache_dir or ".tabularnet_cache")
-        weights = self._sample_weight(train)
-        keyed = [*features, hp.target, *([hp.weight_column] if weights is not None else [])]
-        key = cache_key(hp.teacher, train[keyed], hp.teacher_folds, hp.seed)
-        cached = load_cached(folder, key)
-        if cached is None:
-            logits = cross_fit_logits(
-                hp.teacher, X, y, self.classes, folds=hp.teacher_folds, seed=hp.seed, sample_weight=weights
-            )
-            evaluations = {
-                split: (frame[features], frame[hp.target].to_numpy())
-                for split in ("val", "test")
-                if (frame := self._frame(split)) is not None
-            }
-            metrics = teacher_metrics(hp.teacher, (X, y), evaluations, self.classes, sample_weight=weights)
-            save_cached(folder, key, logits, metrics)
-        else:
-            logits, metrics = cached
-        self.teacher_metrics = metrics
-        train["__teacher_row__"] = np.arange(len(train))
+
+        def evaluations() -> dict[str, tuple]:
+            splits = ("val", "test")
+            return {s: (f[features], f[hp.target].to_numpy()) for s in splits if (f := self._frame(s)) is not None}
+
+        logits, self.teacher_metrics = cached_teacher_logits(
+            hp.teacher, train, self.classes, evaluations, features=features, target=hp.target,
+            weight_column=hp.weight_column, sample_weight=self._sample_weight(train), folds=hp.teacher_folds,
+            seed=hp.seed, cache_dir=Path(hp.teacher_cache_dir or self.default_teacher_cache_dir or ".tabularnet_cache"),
+        )  # fmt: skip
+        train[TEACHER_ROW] = np.arange(len(train))
         self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
 
     def _frame(self, split: str) -> pd.DataFrame | None:

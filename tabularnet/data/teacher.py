@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,35 @@ def save_cached(folder: Path, key: str, logits: np.ndarray, metrics: dict) -> No
     with atomic_path(folder / f"teacher-{key}.npy") as tmp:
         np.save(tmp, logits, allow_pickle=False)
     atomic.write_text(folder / f"teacher-{key}.json", json.dumps(metrics, indent=2))
+
+
+def cached_teacher_logits(
+    spec: dict,
+    train: pd.DataFrame,
+    classes: list,
+    evaluations: Callable[[], dict[str, tuple]],
+    *,
+    features: list[str],
+    target: str,
+    weight_column: str | None,
+    sample_weight: np.ndarray | None,
+    folds: int,
+    seed: int,
+    cache_dir: Path,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Cross-fitted logits of the teacher ``spec`` for the rows of ``train`` and its metrics on the evaluation
+    splits, from the cache in ``cache_dir`` (keyed by the rows, the spec and the cross-fitting settings), else
+    computed and cached. ``evaluations()`` gives ``{split: (X, y)}``, called only when the cache misses."""
+    X, y = train[features], train[target].to_numpy()
+    keyed = [*features, target, *([weight_column] if sample_weight is not None else [])]
+    key = cache_key(spec, train[keyed], folds, seed)
+    cached = load_cached(cache_dir, key)
+    if cached is not None:
+        return cached
+    logits = cross_fit_logits(spec, X, y, classes, folds=folds, seed=seed, sample_weight=sample_weight)
+    metrics = teacher_metrics(spec, (X, y), evaluations(), classes, sample_weight=sample_weight)
+    save_cached(cache_dir, key, logits, metrics)
+    return logits, metrics
 
 
 def read_teacher_logits(path: str, n_rows: int) -> np.ndarray:
