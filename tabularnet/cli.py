@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import numpy as np
 import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -21,17 +24,18 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
+from tabularnet.console import argument_error_line, error_line, one_line_error, user_errors
 from tabularnet.console import main as console_main
-from tabularnet.console import user_errors
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.schema import DataError
 from tabularnet.data.tabular_data import load_checkpoint
 from tabularnet.progress import default_progress_bar
-from tabularnet.reporting.summary import print_summary
+from tabularnet.reporting.summary import LAST_EPOCH, print_summary
 from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger, checkpoint_version, last_checkpoint
 from tabularnet.training.calibration import expected_calibration_error
 from tabularnet.training.lightning_modules import TrainingMixin
 
+HARDWARE_OPTIONS = ("accelerator", "devices", "strategy", "precision", "num_nodes", "plugins")
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 CHECKPOINT_DEFAULTS = {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
@@ -43,13 +47,47 @@ TIMINGS_FILE = "timings.json"
 PREDICTIONS_PATH_HELP = "predict: where to write predictions (.csv or .parquet); default predictions.csv"
 
 
+class TabularArgumentParser(LightningArgumentParser):
+    """Lightning's parser, with the errors of the command line as one line naming the option (the usage and the
+    multi-line report of jsonargparse are behind ``--help`` and ``TABULARNET_DEBUG=1``)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error or os.environ.get("TABULARNET_DEBUG"):  # nested parsers raise; their caller reports
+            super().error(message, ex)
+        words = (getattr(ex, "subcommand_parser", None) or self).prog.replace(" [options]", "").split()
+        command = "tabularnet" + (f" {words[-1]}" if len(words) > 1 else "")
+        one_line_error(f"{argument_error_line(message)} (see {command} --help)")
+
+
+def trainer_error_line(err: Exception, trainer_config: dict) -> str:
+    """An error Lightning raised while building the Trainer, as one line naming the options it comes from: those
+    the message names, else the hardware options (accelerator, devices...) given values other than the defaults."""
+    defaults = {name: p.default for name, p in inspect.signature(Trainer.__init__).parameters.items() if name != "self"}
+    changed = {k: v for k, v in trainer_config.items() if k in defaults and not _same(v, defaults[k]) and v is not None}
+    message = error_line(err)
+    named = [k for k in changed if re.search(rf"\b{re.escape(k)}\b", message)]
+    named = named or [k for k in HARDWARE_OPTIONS if k in changed]
+    if not named:
+        return f"trainer: {message}"
+    return ", ".join(f"trainer.{k}={changed[k]!r}" for k in named) + f": {message}"
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. a tensor against a string
+        return False
+
+
 class TabularCLI(LightningCLI):
     """LightningCLI with data-derived model sizes linked in, a best/last checkpoint, metrics.json and predictions."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # NOTE: not add_lightning_class_args, which would make it a callback Lightning always adds: the
+        # ModelCheckpoint is added in instantiate_trainer, unless `--trainer.enable_checkpointing false`
+        parser.add_class_arguments(ModelCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True)
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         # `tabularnet fit --data.dataset NAME` alone trains the MLP with its defaults
         parser.set_defaults({"model": {"class_path": "tabularnet.MLPLightningModule"}})
@@ -75,16 +113,26 @@ class TabularCLI(LightningCLI):
             version = self._resume_version(root) if self.subcommand == "fit" else None
             # NOTE: no placeholder hp_metric: after_fit logs the hyperparameters with the real final metrics
             kwargs["logger"] = RunLogger(save_dir=root, version=version, default_hp_metric=False)
-        if trainer_config.get("enable_progress_bar") is not False:
-            callbacks = trainer_config.get("callbacks") or []
-            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-            if not any(isinstance(c, ProgressBar) for c in callbacks):
-                kwargs["callbacks"] = [*callbacks, default_progress_bar()]
+        callbacks = trainer_config.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        if trainer_config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in callbacks
+        ):
+            callbacks.append(default_progress_bar())
+        # NOTE: the `checkpoint` options configure our ModelCheckpoint; `--trainer.enable_checkpointing false`
+        # leaves it out (Lightning refuses a ModelCheckpoint then) and no checkpoint is written
+        checkpointing = trainer_config.get("enable_checkpointing") is not False
         checkpoint = self._get(self.config_init, "checkpoint")
-        keep_last = self.subcommand == "fit" and getattr(checkpoint, "save_last", None) is True
+        keep_last = checkpointing and self.subcommand == "fit" and getattr(checkpoint, "save_last", None) is True
         if keep_last:
             checkpoint.save_last = False  # Lightning >= 2.6 would skip epochs without a better val_loss
-        trainer = super().instantiate_trainer(**kwargs)
+        kwargs["callbacks"] = [*callbacks, checkpoint] if checkpointing else callbacks
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except Exception as err:  # the Trainer's own checks of its options: a configuration error, said in one line
+            if os.environ.get("TABULARNET_DEBUG"):
+                raise
+            raise DataError(trainer_error_line(err, trainer_config)) from err
         if keep_last:  # after the ModelCheckpoint: both run after early stopping, the best one first
             trainer.callbacks.append(LastCheckpoint())
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
@@ -135,7 +183,8 @@ class TabularCLI(LightningCLI):
         self._fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
-        """Calibrate and evaluate the best checkpoint on validation (and test) data, draw the figures, log the
+        """Calibrate and evaluate the best checkpoint (without checkpoints: the last epoch's weights) on validation
+        (and test) data, draw the figures, log the
         hyperparameters with the final metrics, write ``metrics.json`` and print the summary."""
         trainer = self.trainer
         if trainer.interrupted:
@@ -143,6 +192,8 @@ class TabularCLI(LightningCLI):
         train_seconds = time.perf_counter() - self._fit_started
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
+        if trainer.checkpoint_callback is None:  # --trainer.enable_checkpointing false
+            metrics["evaluated_weights"] = LAST_EPOCH
         if best:
             metrics["best_epoch"] = int(load_checkpoint(best).get("epoch", -1))
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # NOTE: a collective under DDP: every rank asks
@@ -169,7 +220,9 @@ class TabularCLI(LightningCLI):
             atomic.write_text(out, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
             atomic.write_text(log_dir / TIMINGS_FILE, json.dumps(timings, indent=2) + "\n")
             print_summary({**metrics, **timings})
-            print(f"metrics: {out}\nbest checkpoint: {best or '(none)'}")
+            print(f"metrics: {out}")
+            if trainer.checkpoint_callback is not None:
+                print(f"best checkpoint: {best or '(none)'}")
             if isinstance(trainer.logger, TensorBoardLogger):
                 print(f"logs: {log_dir} (TensorBoard event files, figures/, config.yaml)")
                 print(f"curves: tensorboard --logdir {log_dir.parent}")
@@ -230,7 +283,13 @@ class TabularCLI(LightningCLI):
         logger = self.trainer.logger
         if logger is None:
             return
-        params = {**self.datamodule.hparams_initial, **self.model.hparams_initial}
+        # the user's options only: not LightningCLI's internal keys (_class_path, _instantiator) nor the sizes the
+        # data linked into the model
+        params = {
+            k: v
+            for k, v in {**self.datamodule.hparams_initial, **self.model.hparams_initial}.items()
+            if not k.startswith("_") and k not in LINKED
+        }
         final = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "epochs"}
         logger.log_hyperparams(params, metrics=final, step=self.trainer.global_step)
         logger.finalize("success")
@@ -282,6 +341,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            parser_class=TabularArgumentParser,
             parser_kwargs={"description": DESCRIPTION},
             args=_with_checkpoint_config(args, folder),
             run=run,

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from tabularnet.data.schema import DataError, DataWarning
 
@@ -34,10 +36,82 @@ def error_line(err: Exception) -> str:
     lines = [line.strip() for line in str(err).strip().splitlines()]
     if not lines or not lines[0]:
         return type(err).__name__
+    if lines[0].startswith("Parser key "):
+        return argument_error_line(str(err))
     if lines[0].startswith("Does not validate against any of the Union subtypes"):
         reasons = [line[2:] for line in lines if line.startswith("- ") and not line.startswith("- Expected a")]
         return reasons[0] if reasons else lines[0]
     return lines[0]
+
+
+_PARSER_KEY = re.compile(r'Parser key "([^"]+)":?\s*(.*)')
+_EXPECTED = re.compile(r"Expected a (.+?)\. Got value: (.*)")
+_STRUCTURE = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "Problem with given class_path")
+
+
+def _type_name(text: str) -> str:
+    """``<class 'int'>`` -> ``int``; ``typing.Literal['a', 'b']`` -> ``one of 'a', 'b'``."""
+    text = text.strip()
+    if match := re.fullmatch(r"<class '(?:[\w.]+\.)?(\w+)'>", text):
+        return "null" if match.group(1) == "NoneType" else match.group(1)
+    if match := re.fullmatch(r"typing\.Literal\[(.*)\]", text):
+        return f"one of {match.group(1)}"
+    return text
+
+
+def argument_error_line(message: str) -> str:
+    """jsonargparse's report of an option it could not parse (several lines, nested for the model's and data's
+    options) as one line: ``model.dropout: expected float, got 'foo'``; messages without a ``Parser key`` (e.g.
+    ``unrecognized arguments: --trainer.acelerator gpu``) name the option already and stay as they are."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "invalid arguments"
+    keys, reasons, alternatives, given = [], [], [], None
+    for line in lines:
+        line = line.removeprefix("- ").strip()
+        if match := _PARSER_KEY.match(line):
+            if not keys or len(keys) == 1:  # the option, and the nested one of a class (model.dropout)
+                keys.append(match.group(1))
+            line = match.group(2).strip()
+            if not line:
+                continue
+        if match := _EXPECTED.match(line):
+            reasons.append(f"expected {_type_name(match.group(1))}, got {match.group(2)!r}")
+        elif line.startswith("Given value:"):
+            given = line.removeprefix("Given value:").strip()
+        elif line.startswith("Expected a "):
+            alternatives.append(_type_name(line.removeprefix("Expected a ")))
+        elif not line.startswith(_STRUCTURE):
+            reasons.append(line)
+    if not keys:
+        return lines[0]
+    option = ".".join(keys)
+    if reasons:
+        reason = reasons[0]
+    elif alternatives:
+        literals = [a.removeprefix("one of ") for a in alternatives if a.startswith("one of ")]
+        types = [a for a in alternatives if not a.startswith("one of ")]
+        expected = ([f"one of {', '.join(literals)}"] if literals else []) + types
+        reason = f"expected {' or '.join(expected)}" + (f", got {given!r}" if given is not None else "")
+    else:
+        reason = "invalid value" + (f" {given!r}" if given is not None else "")
+    return f"{option}: {reason}"
+
+
+def one_line_error(line: str) -> NoReturn:
+    """Print ``tabularnet: error: <line>`` on stderr and exit with status 2."""
+    print(f"tabularnet: error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """What users cause: our DataError, ValueError and, once Lightning is loaded, its MisconfigurationException
+    (looked up, not imported: report, export and ONNX predict run without Lightning)."""
+    types: tuple[type[BaseException], ...] = (DataError, ValueError)
+    lightning_exceptions = sys.modules.get("lightning.fabric.utilities.exceptions")
+    if lightning_exceptions is not None:
+        types += (lightning_exceptions.MisconfigurationException,)
+    return types
 
 
 _default_showwarning = warnings.showwarning
@@ -53,16 +127,16 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 
 @contextlib.contextmanager
 def user_errors():
-    """Errors users cause (bad files, columns, options) end the command with one line and exit status 2."""
+    """Errors users cause (bad files, columns, options; Lightning's MisconfigurationException) end the command with
+    one line and exit status 2; ``TABULARNET_DEBUG=1`` shows the traceback instead."""
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning
             yield
-    except (DataError, ValueError) as err:
+    except _user_error_types() as err:
         if os.environ.get("TABULARNET_DEBUG"):
             raise
-        print(f"tabularnet: error: {error_line(err)}", file=sys.stderr)
-        raise SystemExit(2) from None
+        one_line_error(error_line(err))
 
 
 def export_main(args: list[str]) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 
 import pytest
 import torch
@@ -12,7 +13,13 @@ from tabularnet.nn import layers
 from tabularnet.nn.ft_transformer import FTTransformer
 from tabularnet.nn.mlp import MLP
 from tabularnet.training.config import Recipe
-from tabularnet.training.optim import decayed_parameter_names, make_optimizer, parameter_groups
+from tabularnet.training.optim import (
+    decayed_parameter_names,
+    lr_factor,
+    make_optimizer,
+    make_scheduler,
+    parameter_groups,
+)
 
 NUM_EMBEDDING_PARAMETERS = {
     "none": [],
@@ -118,3 +125,24 @@ def test_groups_hold_every_trainable_parameter_once():
     groups = parameter_groups(net, 0.1)
     ids = [id(p) for group in groups for p in group["params"]]
     assert sorted(ids) == sorted(id(p) for p in net.parameters()) and len(set(ids)) == len(ids)
+
+
+def test_schedule_follows_a_learning_rate_set_after_it_was_made():
+    """Lightning's LearningRateFinder sets ``module.lr`` (the recipe's) once optimizer and scheduler exist: the
+    following steps must use it, with the schedule's factor, and the scheduler's state stays plain data."""
+    net = MLP(n_num_features=2, cat_cardinalities=[], d_out=2, hidden_dims=[4])
+    recipe = Recipe.from_options(optimizer={"lr": 1e-3}, scheduler={"name": "cosine", "warmup_proportion": 0.0})
+    optimizer = make_optimizer(net, recipe)
+    scheduler = make_scheduler(optimizer, recipe, total_steps=11)
+    recipe.optimizer.lr = 0.02
+    for group in optimizer.param_groups:  # what the finder does to the live optimizer
+        group["lr"] = 0.02
+    for step in range(1, 6):
+        optimizer.step()
+        scheduler.step()
+        expected = 0.02 * lr_factor(step, total_steps=11, config=recipe.scheduler)
+        assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([expected] * 2)
+    buffer = io.BytesIO()
+    torch.save(scheduler.state_dict(), buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True)["last_epoch"] == 5

@@ -96,6 +96,10 @@ def test_hparams_tab_has_the_hyperparameters_and_final_metrics(events, calibrate
     experiment = plugin_data_pb2.HParamsPluginData.FromString(contents["_hparams_/experiment"]).experiment
     session = plugin_data_pb2.HParamsPluginData.FromString(contents["_hparams_/session_start_info"])
     hparams = session.session_start_info.hparams
+    # the user's options only: not LightningCLI's _class_path/_instantiator, nor the sizes linked from the data
+    assert not [name for name in hparams if name.startswith("_")], list(hparams)
+    assert not {"n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts"} & set(hparams)
+    assert {info.name for info in experiment.hparam_infos} == set(hparams)
     assert hparams["hidden_dims"].string_value == "[16, 16]"
     assert hparams["calibrate"].number_value == 1  # TensorBoard stores booleans as numbers
     assert hparams["batch_size"].number_value == 32  # the data module's too
@@ -289,6 +293,20 @@ def test_learning_curves_draw_the_teacher_line():
         "student val_acc",
         "teacher val_acc",
     ]
+
+
+@pytest.mark.parametrize("epochs", [2, 3, 12])
+def test_learning_curves_have_integer_epoch_ticks(epochs):
+    curves = {
+        tag: [(epoch, 1.0 / (epoch + 1)) for epoch in range(epochs)] for tag in ("train_loss", "val_loss", "val_acc")
+    }
+    figure = learning_curves_figure(curves)
+    figure.canvas.draw()
+    for ax in figure.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+        labels = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
+        assert labels and all(re.fullmatch(r"[−-]?\d+", text) for text in labels), labels
 
 
 @pytest.mark.parametrize("rich", [True, False])

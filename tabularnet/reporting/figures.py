@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, confusion_matrix, roc_curve
 
 from tabularnet.training.calibration import expected_calibration_error, reliability_bins
@@ -121,6 +122,7 @@ def learning_curves_figure(
         acc_ax.axhline(teacher["teacher_val_acc"], color="black", linestyle="--", label="teacher val_acc")
     for ax, name in ((loss_ax, "loss"), (acc_ax, "validation accuracy")):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: 0, 1, 2, never 0.5
         ax.set_title(name)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")

@@ -1,10 +1,13 @@
-"""The table printed at the end of ``tabularnet fit``: metrics of the best checkpoint, the teacher's, the time."""
+"""The table printed at the end of ``tabularnet fit``: metrics of the best checkpoint (or, without checkpoints, of the
+last epoch's weights), the teacher's, the time."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
+# metrics.json's "evaluated_weights" when the run wrote no checkpoints (`--trainer.enable_checkpointing false`)
+LAST_EPOCH = "last_epoch"
 METRIC_NAMES = ("acc", "auroc", "logloss", "f1_macro", "ece")
 COLUMNS = (
     ("val_", "validation"),
@@ -17,7 +20,8 @@ COLUMNS = (
 def summary_table(metrics: dict) -> Table:
     """Rows: metrics; columns: validation, test and (when distilling) the teacher's validation and test."""
     columns = [(prefix, title) for prefix, title in COLUMNS if any(prefix + m in metrics for m in METRIC_NAMES)]
-    table = Table(title="best checkpoint", title_justify="left")
+    title = "last epoch's weights" if metrics.get("evaluated_weights") == LAST_EPOCH else "best checkpoint"
+    table = Table(title=title, title_justify="left")
     table.add_column("metric")
     for _, title in columns:
         table.add_column(title, justify="right")
@@ -29,8 +33,10 @@ def summary_table(metrics: dict) -> Table:
 
 
 def run_facts(metrics: dict) -> list[str]:
-    """One line per fact about the run: best epoch, calibration, training time."""
+    """One line per fact about the run: which weights were evaluated, best epoch, calibration, training time."""
     facts = []
+    if metrics.get("evaluated_weights") == LAST_EPOCH:
+        facts.append("no checkpoints (trainer.enable_checkpointing false): evaluated the last epoch's weights")
     if "best_epoch" in metrics:
         facts.append(f"best epoch: {metrics['best_epoch']} (of {metrics.get('epochs', '?')} trained, from 0)")
     if "temperature" in metrics:

@@ -94,6 +94,18 @@ def lr_factor(step: int, *, total_steps: int, config: SchedulerConfig) -> float:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int):
-    """A per-step ``LambdaLR`` following :func:`lr_factor`."""
-    factor = partial(lr_factor, total_steps=max(1, total_steps), config=recipe.scheduler)
+    """A per-step ``LambdaLR``: ``recipe.optimizer.lr`` times :func:`lr_factor`.
+
+    NOTE: the base rate is read from the recipe at every step, not fixed when the scheduler is made. Lightning's
+    ``LearningRateFinder`` runs after the optimizer and this scheduler exist, and sets its suggestion on the module
+    (``lr``, i.e. ``recipe.optimizer.lr``) and on the optimizer's groups; a plain ``LambdaLR`` would put its own
+    base rate back at the next step, and training would go on at the old rate.
+    """
+    schedule = partial(lr_factor, total_steps=max(1, total_steps), config=recipe.scheduler)
+    initial_lr = recipe.optimizer.lr
+
+    def factor(step: int) -> float:  # a function, not an object: LambdaLR's state_dict leaves it out
+        scale = recipe.optimizer.lr / initial_lr if initial_lr else 1.0
+        return scale * schedule(step)
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
