@@ -222,7 +222,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         logits = None if teacher_probs is None else teacher_logits_from(teacher_probs, len(y), n_classes)
         data_class = TabularData
         if self.use_lightning:
-            from tabularnet.data.lightning_datamodule import TabularDataModule as data_class
+            from tabularnet.data.datamodule import TabularDataModule as data_class
         dm = data_class.from_frames(
             train,
             val=val,
