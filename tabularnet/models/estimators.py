@@ -1,4 +1,4 @@
-"""The original Python API (``MLPClassifier(...).train(X, y)``) as scikit-learn estimators.
+"""What every estimator of the original Python API shares: fit, predict, save/load and export, on both drivers.
 
 Both drivers train the same network with the same recipe: ``use_lightning=True`` runs Lightning's Trainer on the
 LightningModule that wraps it, ``use_lightning=False`` (the default, as in the original) runs
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import inspect
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,6 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.data.tabular_data import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import (
@@ -33,8 +32,8 @@ from tabularnet.data.schema import (
     check_weighted_classes,
     check_weights,
 )
+from tabularnet.data.tabular_data import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.teacher import as_logits
-from tabularnet.nn import MLP, FTTransformer
 from tabularnet.training.calibration import (
     calibrated_probabilities,
     network_logits,
@@ -42,6 +41,7 @@ from tabularnet.training.calibration import (
     temperature_scaling,
 )
 from tabularnet.training.config import Recipe
+from tabularnet.training.options import RecipeOptions, build_network, option, plain
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
 TARGET = "__target__"
@@ -56,16 +56,6 @@ TRAINING_DEFAULTS = {
     "compile": False,
     "device": "cpu",
 }
-RECIPE_PARAMS = (
-    "label_smoothing",
-    "weight_decay",
-    "optimizer",
-    "scheduler",
-    "mixup",
-    "noise",
-    "distillation",
-    "class_weight",
-)
 # Estimator parameters passed to the data module as they are (see TabularDataModule for their meaning).
 DATA_PARAMS = ("na_values", "high_cardinality", "max_categories", "min_frequency")
 
@@ -133,20 +123,49 @@ def training_device(spec) -> torch.device:
     return device
 
 
-def build_network(network_class: type[torch.nn.Module], hparams: dict) -> torch.nn.Module:
-    """The network a LightningModule with these hyperparameters builds (its arguments the network takes, with
-    ``n_classes`` as ``d_out``), without importing Lightning."""
-    accepted = inspect.signature(network_class).parameters
-    arch = {k: v for k, v in hparams.items() if k in accepted and k != "d_out"}
-    return network_class(d_out=hparams["n_classes"], **arch)
+@dataclass
+class EstimatorOptions:
+    """Options of the estimators only (the command line has them in the data module and the trainer)."""
+
+    na_values: Optional[list[str]] = option(
+        None,
+        "text values that mean missing (``None``: ``'?'``, ``'n/a'``, ``'NA'``, ``'null'``... see the README); a "
+        "text column holding only numbers besides them is numeric.",
+    )
+    high_cardinality: str = option(
+        "drop",
+        "``'drop'`` (default, with a warning), ``'hash'`` or ``'keep'`` categorical columns with more than "
+        "``max_categories`` distinct values.",
+    )
+    max_categories: int = option(100, "the cardinality above which a categorical column is high-cardinality.")
+    min_frequency: int = option(1, "categories seen fewer times in training share the unknown-category embedding.")
+    training: Optional[dict] = option(
+        None,
+        "``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience', 'min_delta'}, "
+        "'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False, "
+        "'device': 'cpu'}`` (``compile``: train through ``torch.compile(net)``; ``device``: ``'cpu'``, "
+        "``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``; on an accelerator the table is copied there once; "
+        "the fitted network comes back to the CPU).",
+    )
+    random_seed: int = option(42, "seeds weights, batch order, dropout and augmentations.")
+    use_lightning: bool = option(
+        False, "train with Lightning's Trainer instead of the plain PyTorch loop (the same model for the same seed)."
+    )
+    verbose: bool = option(False, "show progress.")
 
 
-class _TabularClassifier(ClassifierMixin, BaseEstimator):
-    """Shared fit/predict/save logic; subclasses name their network, its LightningModule and parameters."""
+class TabularEstimator(ClassifierMixin, BaseEstimator):
+    """Shared fit/predict/save logic. A subclass names its network, its LightningModule and its network's options
+    (``options`` decorated with :func:`~tabularnet.training.options.with_options`)."""
 
     network_class: type[torch.nn.Module]
     module_name: str  # the LightningModule in tabularnet that wraps network_class
-    network_params: tuple[str, ...]
+    network_options: type  # the dataclass of the network's options (MLPOptions, TransformerOptions)
+
+    def _init_options(self, **params) -> None:
+        # scikit-learn's contract: __init__ stores each argument unchanged under its own name, nothing else
+        for name, value in params.items():
+            setattr(self, name, value)
 
     # ------------------------------------------------------------------ options
     def _training(self, *, resolve_device: bool = True) -> dict:
@@ -173,10 +192,10 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             "n_num_features": data.n_num_features,
             "cat_cardinalities": list(data.cat_cardinalities),
             "n_classes": data.n_classes,
-            "classes": _plain(list(data.classes)),
+            "classes": plain(list(data.classes)),
             "class_counts": data.class_counts,
-            **{name: _plain(getattr(self, name)) for name in self.network_params},
-            **{name: _plain(getattr(self, name)) for name in RECIPE_PARAMS},
+            **{f.name: plain(getattr(self, f.name)) for f in fields(self.network_options)},
+            **{f.name: plain(getattr(self, f.name)) for f in fields(RecipeOptions)},
         }
 
     def _lightning_module(self, hparams: dict):
@@ -237,7 +256,7 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             **{name: self._data_param(name) for name in DATA_PARAMS},
         )
         hparams = self._hparams(dm)
-        recipe = Recipe.from_options(**{name: hparams[name] for name in (*RECIPE_PARAMS, "classes", "class_counts")})
+        recipe = Recipe.from_options(hparams)
         torch.manual_seed(self.random_seed)  # same initial weights for both drivers
         if self.use_lightning:
             module = self._lightning_module({**hparams, "compile": training["compile"]})
@@ -349,12 +368,12 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
             DATAMODULE_KEY: {"preprocessing": self.preprocessing_},
             "datamodule_hyper_parameters": {
                 "target": self.preprocessing_["schema"]["target"],
-                **{name: _plain(self._data_param(name)) for name in DATA_PARAMS},
+                **{name: plain(self._data_param(name)) for name in DATA_PARAMS},
             },
             "pytorch-lightning_version": importlib.metadata.version("lightning"),
             "tabularnet_estimator": {
                 "class": type(self).__name__,
-                "params": _plain(self.get_params()),
+                "params": plain(self.get_params()),
                 "feature_names_in": list(getattr(self, "feature_names_in_", [])),
             },
         }
@@ -408,142 +427,3 @@ class _TabularClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.non_deterministic = False
         return tags
-
-
-def _store_params(estimator, params: dict) -> None:
-    """scikit-learn's contract: ``__init__`` stores each argument unchanged under its own name, nothing else."""
-    for name, value in params.items():
-        if name not in ("self", "__class__"):
-            setattr(estimator, name, value)
-
-
-def _plain(value: Any):
-    """Estimator parameters as plain containers (tuples to lists) for a weights_only checkpoint."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-class MLPClassifier(_TabularClassifier):
-    """An MLP classifier with the original API and the scikit-learn estimator contract.
-
-    Args:
-        hidden_dims: width of each hidden layer (default ``[128, 64]``).
-        activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
-        dropout: dropout after each hidden layer.
-        d_cat_embedding: size of each categorical embedding.
-        weight_decay: weight decay on weight matrices (not biases, norms, embeddings).
-        label_smoothing: label smoothing of the cross-entropy.
-        optimizer: ``{'name': 'Adam'|'AdamW', 'lr': float, 'weight_decay': float}``.
-        scheduler: ``{'name': 'cosine'|'constant', 'warmup_proportion': float}``, a name, or ``None``.
-        mixup: ``{'enabled': bool, 'alpha': float}``.
-        noise: ``{'enabled': bool, 'std': float}``.
-        distillation: ``{'enabled': bool, 'lambda': float, 'temperature': float, 'consistency': float}``.
-        class_weight: ``None``, ``'balanced'`` (n_samples / (n_classes * count) on the training rows) or
-            ``{label: weight}`` keyed by the original labels: per-class weights of the training loss.
-        na_values: text values that mean missing (``None``: ``'?'``, ``'n/a'``, ``'NA'``, ``'null'``... see the
-            README); a text column holding only numbers besides them is numeric.
-        high_cardinality: ``'drop'`` (default, with a warning), ``'hash'`` or ``'keep'`` categorical columns with
-            more than ``max_categories`` distinct values.
-        max_categories: the cardinality above which a categorical column is high-cardinality (default 100).
-        min_frequency: categories seen fewer times in training share the unknown-category embedding.
-        training: ``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience'},
-            'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False,
-            'device': 'cpu'}`` (``compile``: train through ``torch.compile(net)``; ``device``: ``'cpu'``,
-            ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``; on an accelerator the table is copied there once;
-            the fitted network comes back to the CPU).
-        calibrate: after training, fit a temperature on the validation data (``X_val, y_val``, else
-            ``training.validation_split`` of X); ``predict_proba`` returns softmax(logits / T), ``calibration_``
-            holds T and the validation ECE before and after.
-        random_seed: seeds weights, batch order, dropout and augmentations.
-        use_lightning: train with Lightning's Trainer instead of the plain PyTorch loop (same result).
-        verbose: show progress.
-    """
-
-    network_class, module_name = MLP, "MLPLightningModule"
-    network_params = ("hidden_dims", "activation", "dropout", "d_cat_embedding")
-
-    def __init__(
-        self,
-        hidden_dims=(128, 64),
-        activation="relu",
-        dropout=0.1,
-        d_cat_embedding=8,
-        weight_decay=0.0,
-        label_smoothing=0.0,
-        optimizer=None,
-        scheduler=None,
-        mixup=None,
-        noise=None,
-        distillation=None,
-        class_weight=None,
-        na_values=None,
-        high_cardinality="drop",
-        max_categories=100,
-        min_frequency=1,
-        training=None,
-        calibrate=False,
-        random_seed=42,
-        use_lightning=False,
-        verbose=False,
-    ):
-        _store_params(self, locals())
-
-
-class TransformerClassifier(_TabularClassifier):
-    """An FT-Transformer classifier with the original API and the scikit-learn estimator contract.
-
-    Args:
-        d_model: token size.
-        nhead: attention heads (must divide ``d_model``).
-        num_layers: transformer blocks.
-        dropout: dropout in attention, feed-forward and residual branches.
-        activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
-        weight_decay, label_smoothing, optimizer, scheduler, mixup, noise, distillation, class_weight, na_values,
-        high_cardinality, max_categories, min_frequency, training, calibrate, random_seed, use_lightning, verbose:
-        as in :class:`MLPClassifier`.
-    """
-
-    network_class, module_name = FTTransformer, "TransformerLightningModule"
-    network_params = ("d_model", "nhead", "num_layers", "dropout", "activation")
-
-    def __init__(
-        self,
-        d_model=64,
-        nhead=8,
-        num_layers=3,
-        dropout=0.1,
-        activation="reglu",
-        weight_decay=0.0,
-        label_smoothing=0.0,
-        optimizer=None,
-        scheduler=None,
-        mixup=None,
-        noise=None,
-        distillation=None,
-        class_weight=None,
-        na_values=None,
-        high_cardinality="drop",
-        max_categories=100,
-        min_frequency=1,
-        training=None,
-        calibrate=False,
-        random_seed=42,
-        use_lightning=False,
-        verbose=False,
-    ):
-        _store_params(self, locals())
-
-
-ESTIMATORS = (MLPClassifier, TransformerClassifier)
-
-
-def load_estimator(path: str | Path) -> _TabularClassifier:
-    """The estimator of a file written by ``save()`` or a ``tabularnet fit`` checkpoint, whichever model it holds."""
-    class_path = load_checkpoint(path).get("hyper_parameters", {}).get("_class_path", "")
-    for cls in ESTIMATORS:
-        if class_path.endswith(cls.module_name):
-            return cls.load(path)
-    raise DataError(f"{path}: holds a {class_path or 'model of unknown class'}, which tabularnet cannot load")

@@ -1,48 +1,17 @@
 """The training recipe's knobs: dict specs as users write them (Python or YAML) and validated dataclasses.
 
-The dict forms keep the original API (``mixup={'enabled': True, 'alpha': 0.2}``); the TypedDicts give
-jsonargparse their keys and types, so YAML typos fail at parse time.
+The dict forms keep the original API (``mixup={'enabled': True, 'alpha': 0.2}``); their TypedDicts, generated
+from the dataclasses, give jsonargparse their keys and types, so YAML typos fail at parse time.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Literal, Optional, TypedDict, Union
 
 from tabularnet.data.schema import check_known_keys
-
-
-class OptimizerSpec(TypedDict, total=False):
-    name: Literal["Adam", "AdamW"]
-    lr: float
-    weight_decay: float
-    betas: list[float]
-    fused: Optional[bool]
-
-
-class SchedulerSpec(TypedDict, total=False):
-    name: Literal["cosine", "constant"]
-    warmup_proportion: float
-
-
-class MixUpSpec(TypedDict, total=False):
-    enabled: bool
-    alpha: float
-
-
-class NoiseSpec(TypedDict, total=False):
-    enabled: bool
-    std: float
-
-
-DistillationSpec = TypedDict(
-    "DistillationSpec",
-    {"enabled": bool, "lambda": float, "temperature": float, "consistency": float},
-    total=False,
-)
-SchedulerArg = Union[SchedulerSpec, Literal["cosine", "constant"], None]
-ClassWeightArg = Union[Literal["balanced"], dict[str, float], None]
 
 
 def _from_spec(cls, spec: Optional[dict], option: str, renames: dict[str, str] | None = None):
@@ -125,6 +94,28 @@ class DistillationConfig:
             raise ValueError(f"{option}: consistency must be non-negative, however: {self.consistency}")
 
 
+def spec_type(config_class: type, renames: dict[str, str] | None = None) -> type:
+    """The dict form of a recipe dataclass (``{name: AdamW, lr: 0.001}``) as a TypedDict for jsonargparse: its keys
+    and types come from the dataclass's fields (so YAML typos fail at parse time), tuples written as lists."""
+    renames = renames or {}
+    hints = typing.get_type_hints(config_class)
+    keys = {}
+    for f in fields(config_class):
+        hint = hints[f.name]
+        keys[renames.get(f.name, f.name)] = list[typing.get_args(hint)[0]] if typing.get_origin(hint) is tuple else hint
+    return TypedDict(config_class.__name__.replace("Config", "Spec"), keys, total=False)
+
+
+DISTILLATION_RENAMES = {"lambda_": "lambda"}  # ``lambda`` is a Python keyword
+OptimizerSpec = spec_type(OptimizerConfig)
+SchedulerSpec = spec_type(SchedulerConfig)
+MixUpSpec = spec_type(MixUpConfig)
+NoiseSpec = spec_type(NoiseConfig)
+DistillationSpec = spec_type(DistillationConfig, DISTILLATION_RENAMES)
+SchedulerArg = Union[SchedulerSpec, Literal["cosine", "constant"], None]
+ClassWeightArg = Union[Literal["balanced"], dict[str, float], None]
+
+
 def resolve_class_weight(
     class_weight, classes: Optional[Sequence] = None, class_counts: Optional[Sequence[float]] = None
 ) -> Optional[tuple[float, ...]]:
@@ -174,35 +165,32 @@ class Recipe:
         return self.weight_decay if wd is None else wd
 
     @classmethod
-    def from_options(
-        cls,
-        *,
-        label_smoothing: float = 0.0,
-        weight_decay: float = 0.0,
-        optimizer: Optional[dict] = None,
-        scheduler: SchedulerArg = None,
-        mixup: Optional[dict] = None,
-        noise: Optional[dict] = None,
-        distillation: Optional[dict] = None,
-        class_weight: ClassWeightArg = None,
-        classes: Optional[Sequence] = None,
-        class_counts: Optional[Sequence[float]] = None,
-    ) -> Recipe:
-        """Validate the user-facing options (dicts as in the original API) into a Recipe; ``class_weight`` is
-        resolved against the data's ``classes`` and training ``class_counts``."""
+    def from_options(cls, options: Optional[dict] = None, /, **kwargs) -> Recipe:
+        """Validate the user-facing recipe options (dicts as in the original API, see
+        :class:`~tabularnet.training.options.RecipeOptions`) into a Recipe, from a dict of options (other keys, a
+        network's options say, are not read) or keywords; ``class_weight`` is resolved against the data's
+        ``classes`` and training ``class_counts`` (options too)."""
+        check_known_keys(kwargs, [*(f.name for f in fields(cls)), "classes", "class_counts"], "recipe")
+        options = {**(options or {}), **kwargs}
+        label_smoothing, weight_decay = options.get("label_smoothing", 0.0), options.get("weight_decay", 0.0)
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), however: label_smoothing={label_smoothing}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be non-negative, however: weight_decay={weight_decay}")
+        scheduler = options.get("scheduler")
         if isinstance(scheduler, str):
             scheduler = {"name": scheduler}
         return cls(
             label_smoothing=label_smoothing,
             weight_decay=weight_decay,
-            optimizer=_from_spec(OptimizerConfig, optimizer, "optimizer"),
+            optimizer=_from_spec(OptimizerConfig, options.get("optimizer"), "optimizer"),
             scheduler=_from_spec(SchedulerConfig, scheduler, "scheduler"),
-            mixup=_from_spec(MixUpConfig, mixup, "mixup"),
-            noise=_from_spec(NoiseConfig, noise, "noise"),
-            distillation=_from_spec(DistillationConfig, distillation, "distillation", {"lambda_": "lambda"}),
-            class_weight=resolve_class_weight(class_weight, classes, class_counts),
+            mixup=_from_spec(MixUpConfig, options.get("mixup"), "mixup"),
+            noise=_from_spec(NoiseConfig, options.get("noise"), "noise"),
+            distillation=_from_spec(
+                DistillationConfig, options.get("distillation"), "distillation", DISTILLATION_RENAMES
+            ),
+            class_weight=resolve_class_weight(
+                options.get("class_weight"), options.get("classes"), options.get("class_counts")
+            ),
         )

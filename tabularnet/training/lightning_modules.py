@@ -1,99 +1,57 @@
-"""Lightning driver: one TrainingMixin, two thin LightningModules that differ only in the network they build."""
+"""Lightning driver: one TabularModule, two thin LightningModules that differ only in the network they build."""
 
 from __future__ import annotations
-
-from typing import Literal, Optional
 
 import lightning.pytorch as pl
 import torch
 from torch import nn
 
+import tabularnet
 from tabularnet.nn import MLP, FTTransformer
-from tabularnet.nn.layers import Activation, initialize_from_data, needs_data
+from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.calibration import calibrated_probabilities, network_logits, temperature_scaling
-from tabularnet.training.config import (
-    ClassWeightArg,
-    DistillationSpec,
-    MixUpSpec,
-    NoiseSpec,
-    OptimizerSpec,
-    Recipe,
-    SchedulerArg,
-)
+from tabularnet.training.config import Recipe
 from tabularnet.training.metrics import classification_metrics
 from tabularnet.training.objectives import AugmentationRNG, batch_weight, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
+from tabularnet.training.options import (
+    LightningOptions,
+    LinkedOptions,
+    MLPOptions,
+    RecipeOptions,
+    TransformerOptions,
+    build_network,
+    plain,
+    with_options,
+)
 
 
-class TrainingMixin(pl.LightningModule):
+class TabularModule(pl.LightningModule):
     """Training, evaluation and prediction steps, metrics and optimizers for any tabular network.
 
-    Subclasses implement :meth:`build_net` and pass their own arguments to ``super().__init__(**kwargs)``.
-
-    Args:
-        n_classes: number of classes (linked from the data module in the CLI).
-        label_smoothing: label smoothing of the cross-entropy, in [0, 1).
-        weight_decay: AdamW/Adam weight decay on weight matrices (not on biases, norms, embeddings); an
-            ``optimizer.weight_decay`` overrides it.
-        optimizer: ``{name: Adam|AdamW, lr: float, weight_decay: float, betas: [b1, b2], fused: bool}``; default
-            AdamW, lr 1e-3; ``fused`` (default: where supported) uses torch's one-kernel update.
-        scheduler: ``{name: cosine|constant, warmup_proportion: float}`` (or just the name): linear warmup over
-            that share of all steps, then cosine to zero (``cosine``) or constant; default constant, no warmup.
-        mixup: ``{enabled: bool, alpha: float}``: MixUp with lambda ~ Beta(alpha, alpha) per batch.
-        noise: ``{enabled: bool, std: float}``: Gaussian noise on numeric inputs while training.
-        distillation: ``{enabled: bool, lambda: float, temperature: float, consistency: float}``: loss =
-            (1 - lambda) CE + lambda T^2 KL(teacher_T || student_T) + consistency * two-view penalty;
-            needs teacher logits in the batch.
-        class_weight: per-class weights of the label loss: ``balanced`` (n_samples / (n_classes * count) on the
-            training split), or ``{label: weight}`` keyed by the original labels (others weigh 1); ``null``: none.
-            ``val_loss`` stays the log loss without class weights (with sample weights when the split has them).
-        classes: the original class labels (linked from the data module in the CLI).
-        class_counts: training rows per class, their total sample weight with weights (linked from the data
-            module in the CLI).
-        calibrate: after training, fit one temperature T on the validation split (temperature scaling: the
-            probabilities become softmax(logits / T)); T is stored in the checkpoint and used by validate, test
-            and predict.
-        compile: train through ``torch.compile(net)`` (the stored weights and checkpoints are the plain
-            network's). Opt-in: it pays a one-time compilation (~15 s) and, measured on a 2-core CPU, made the
-            256-256 MLP's step 2x slower; it can pay off on GPUs with larger networks (see README, speed).
+    A subclass names its ``network`` (an ``nn.Module`` class) and is decorated with :func:`with_options` over
+    :class:`LinkedOptions`, its network's options, :class:`RecipeOptions` and :class:`LightningOptions`: that
+    declaration is its ``__init__``; the network is built from the options its class accepts, ``n_classes`` as
+    ``d_out``.
     """
 
-    def __init__(
-        self,
-        *,
-        n_classes: int,
-        label_smoothing: float = 0.0,
-        weight_decay: float = 0.0,
-        optimizer: Optional[OptimizerSpec] = None,
-        scheduler: SchedulerArg = None,
-        mixup: Optional[MixUpSpec] = None,
-        noise: Optional[NoiseSpec] = None,
-        distillation: Optional[DistillationSpec] = None,
-        class_weight: ClassWeightArg = None,
-        classes: Optional[list] = None,
-        class_counts: Optional[list[float]] = None,
-        calibrate: bool = False,
-        compile: bool = False,
-    ) -> None:
+    network: type[nn.Module]
+
+    def _init_options(self, **options) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        name = type(self).__name__
+        class_path = f"tabularnet.{name}" if name in tabularnet.__all__ else f"{type(self).__module__}.{name}"
+        # NOTE: the arguments as plain containers (weights_only checkpoints) and the class, which
+        # `predict --ckpt_path` and the estimators' load() read; explicit, so direct construction (the estimators)
+        # and LightningCLI's store the same hyperparameters
+        self.save_hyperparameters({"_class_path": class_path, **plain(options)})
+        n_classes, classes = options["n_classes"], options["classes"]
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, however: n_classes={n_classes}")
         if classes is not None and len(classes) != n_classes:
             raise ValueError(f"classes has {len(classes)} labels but n_classes={n_classes}")
-        self.recipe = Recipe.from_options(
-            label_smoothing=label_smoothing,
-            weight_decay=weight_decay,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            mixup=mixup,
-            noise=noise,
-            distillation=distillation,
-            class_weight=class_weight,
-            classes=classes,
-            class_counts=class_counts,
-        )
-        self.net = self.build_net()
+        self.recipe = Recipe.from_options(options)
+        self.net = build_network(self.network, options)
         # NOTE: a buffer, so the temperature travels in state_dict (checkpoints, save()) with the weights
         self.register_buffer("temperature", torch.ones(()))
         self.val_metrics = classification_metrics(n_classes, "val_")
@@ -103,7 +61,7 @@ class TrainingMixin(pl.LightningModule):
         self.weighted_test_metrics = classification_metrics(n_classes, "test_", weighted=True)
         self.rng = AugmentationRNG(0)
         # NOTE: not a registered submodule, so state_dict keys stay those of self.net
-        object.__setattr__(self, "_train_net", torch.compile(self.net) if compile else self.net)
+        object.__setattr__(self, "_train_net", torch.compile(self.net) if options["compile"] else self.net)
 
     def __setattr__(self, name: str, value) -> None:
         # NOTE: Lightning sets _current_fx_name around every hook call (~25 per training step); nn.Module's
@@ -112,9 +70,6 @@ class TrainingMixin(pl.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
-
-    def build_net(self) -> nn.Module:
-        raise NotImplementedError
 
     @property
     def lr(self) -> float:
@@ -250,103 +205,21 @@ class TrainingMixin(pl.LightningModule):
         return self.probabilities(batch)
 
 
-class MLPLightningModule(TrainingMixin):
-    """An :class:`~tabularnet.nn.MLP` trained with the shared recipe.
-
-    Args:
-        n_num_features: numeric inputs (linked from the data module).
-        cat_cardinalities: categorical embedding sizes (linked from the data module).
-        n_classes: number of classes (linked from the data module).
-        hidden_dims: width of each hidden layer.
-        activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
-        dropout: dropout after each hidden layer.
-        d_cat_embedding: size of each categorical embedding.
-        num_embedding: numeric inputs fed as scaled values (``none``) or embedded first: ``linear``, ``plr``
-            (periodic) or ``ple`` (piecewise-linear over quantile bins of the training data).
-        d_num_embedding: size of each numeric embedding.
-        frequency_scale: PLR frequency initialisation scale.
-        n_bins: PLE bins per numeric feature.
-        **kwargs: the training recipe, see :class:`TrainingMixin`.
-    """
-
-    def __init__(
-        self,
-        n_num_features: int,
-        cat_cardinalities: list[int],
-        n_classes: int,
-        hidden_dims: list[int] = [256, 256],  # noqa: B006 (jsonargparse shows list defaults as given)
-        activation: Activation = "relu",
-        dropout: float = 0.1,
-        d_cat_embedding: int = 8,
-        num_embedding: Literal["none", "linear", "plr", "ple"] = "none",
-        d_num_embedding: int = 24,
-        frequency_scale: float = 0.1,
-        n_bins: int = 32,
-        **kwargs,
-    ) -> None:
-        self.net_kwargs = dict(
-            num_embedding=num_embedding,
-            d_num_embedding=d_num_embedding,
-            frequency_scale=frequency_scale,
-            n_bins=n_bins,
-            n_num_features=n_num_features,
-            cat_cardinalities=list(cat_cardinalities),
-            d_out=n_classes,
-            hidden_dims=list(hidden_dims),
-            activation=activation,
-            dropout=dropout,
-            d_cat_embedding=d_cat_embedding,
-        )
-        super().__init__(n_classes=n_classes, **kwargs)
-
-    def build_net(self) -> nn.Module:
-        return MLP(**self.net_kwargs)
+MODULE_OPTIONS = (LinkedOptions, RecipeOptions, LightningOptions)
 
 
-class TransformerLightningModule(TrainingMixin):
-    """An :class:`~tabularnet.nn.FTTransformer` trained with the shared recipe.
+@with_options(LinkedOptions, MLPOptions, RecipeOptions, LightningOptions, list_defaults=True)
+class MLPLightningModule(TabularModule):
+    """An :class:`~tabularnet.nn.MLP` trained with the shared recipe."""
 
-    Args:
-        n_num_features: numeric inputs (linked from the data module).
-        cat_cardinalities: categorical embedding sizes (linked from the data module).
-        n_classes: number of classes (linked from the data module).
-        d_model: token size.
-        nhead: attention heads (must divide ``d_model``).
-        num_layers: transformer blocks.
-        dropout: dropout in attention, feed-forward and residual branches.
-        activation: feed-forward activation (``reglu``, ``geglu``, ``relu``, ``gelu``).
-        num_embedding: numeric feature tokens: ``linear``, ``plr`` (periodic) or ``ple`` (piecewise-linear).
-        n_bins: PLE bins per numeric feature.
-        **kwargs: the training recipe, see :class:`TrainingMixin`.
-    """
+    network = MLP
 
-    def __init__(
-        self,
-        n_num_features: int,
-        cat_cardinalities: list[int],
-        n_classes: int,
-        d_model: int = 64,
-        nhead: int = 8,
-        num_layers: int = 3,
-        dropout: float = 0.1,
-        activation: Activation = "reglu",
-        num_embedding: Literal["linear", "plr", "ple"] = "linear",
-        n_bins: int = 32,
-        **kwargs,
-    ) -> None:
-        self.net_kwargs = dict(
-            num_embedding=num_embedding,
-            n_bins=n_bins,
-            n_num_features=n_num_features,
-            cat_cardinalities=list(cat_cardinalities),
-            d_out=n_classes,
-            d_model=d_model,
-            nhead=nhead,
-            num_layers=num_layers,
-            dropout=dropout,
-            activation=activation,
-        )
-        super().__init__(n_classes=n_classes, **kwargs)
 
-    def build_net(self) -> nn.Module:
-        return FTTransformer(**self.net_kwargs)
+@with_options(LinkedOptions, TransformerOptions, RecipeOptions, LightningOptions, list_defaults=True)
+class TransformerLightningModule(TabularModule):
+    """An :class:`~tabularnet.nn.FTTransformer` trained with the shared recipe."""
+
+    network = FTTransformer
+
+
+TrainingMixin = TabularModule  # the earlier name of the base class (LightningCLI's subclass mode uses it)
