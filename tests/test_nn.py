@@ -114,3 +114,46 @@ def test_ple_edges_travel_in_the_state_dict():
     torch.testing.assert_close(
         restored(x, torch.zeros(7, 0, dtype=torch.long)), net(x, torch.zeros(7, 0, dtype=torch.long))
     )
+
+
+@pytest.mark.parametrize(("norm", "layer"), [("layer", torch.nn.LayerNorm), ("batch", torch.nn.BatchNorm1d)])
+def test_mlp_norm_normalises_each_hidden_layer(norm, layer):
+    net = MLP(
+        n_num_features=4, cat_cardinalities=[5, 5, 5], d_out=3, hidden_dims=[16, 8], norm=norm, activation="geglu"
+    )
+    norms = [m for m in net.modules() if isinstance(m, layer)]
+    assert [m.normalized_shape[0] if norm == "layer" else m.num_features for m in norms] == [32, 16]  # GLU: 2x
+    assert net(*inputs()).shape == (8, 3)
+    assert not any(
+        isinstance(m, (torch.nn.LayerNorm, torch.nn.BatchNorm1d))
+        for m in MLP(n_num_features=4, cat_cardinalities=[], d_out=3, hidden_dims=[16]).modules()
+    )
+    with pytest.raises(ValueError, match="norm"):
+        MLP(n_num_features=4, cat_cardinalities=[], d_out=3, hidden_dims=[16], norm="group")
+
+
+def test_mlp_norm_from_the_estimator_and_the_command_line(table_files, tmp_path):
+    """The option reaches the network from its declaration: estimator argument, CLI flag, checkpoint."""
+    import pandas as pd
+
+    from tabularnet.cli import main
+    from tabularnet.models import MLPClassifier
+
+    df = pd.read_csv(table_files["train"])
+    model = MLPClassifier(hidden_dims=[8], norm="layer", training={"epochs": 1}).fit(
+        df.drop(columns="target"), df["target"]
+    )
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in model.net_.modules())
+    flags = ["--model.norm=batch", "--model.hidden_dims=[8]", f"--data.train_path={table_files['train']}"]
+    main(
+        [
+            "fit",
+            *flags,
+            "--trainer.max_epochs=1",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    checkpoint = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["norm"] == "batch"
+    assert any("running_mean" in key for key in checkpoint["state_dict"])

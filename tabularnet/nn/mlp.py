@@ -18,7 +18,7 @@ from tabularnet.nn.layers import (
 
 
 class MLP(nn.Module):
-    """``[x_num, flatten(embed(x_cat))] -> (Linear -> activation -> Dropout) x len(hidden_dims) -> Linear``.
+    """``[x_num, flatten(embed(x_cat))] -> (Linear -> [norm] -> activation -> Dropout) x len(hidden_dims) -> Linear``.
 
     Args:
         n_num_features: numeric inputs (scaled features and missing indicators).
@@ -27,6 +27,7 @@ class MLP(nn.Module):
         hidden_dims: width of each hidden layer.
         activation: ``relu``, ``gelu``, ``geglu`` or ``reglu``.
         dropout: dropout after each hidden layer.
+        norm: ``none``, or ``layer`` (LayerNorm) / ``batch`` (BatchNorm1d) on each hidden layer's pre-activations.
         d_cat_embedding: size of each categorical embedding.
         num_embedding: ``none`` feeds scaled numeric values directly; ``linear``, ``plr`` (periodic) or ``ple``
             (piecewise-linear) embed each numeric feature into ``d_num_embedding`` values first (MLP-PLR and
@@ -47,6 +48,7 @@ class MLP(nn.Module):
         hidden_dims: list[int],
         activation: Activation = "relu",
         dropout: float = 0.0,
+        norm: Literal["none", "layer", "batch"] = "none",
         d_cat_embedding: int = 8,
         num_embedding: NumEmbedding | Literal["none"] = "none",
         d_num_embedding: int = 24,
@@ -68,13 +70,14 @@ class MLP(nn.Module):
         d_in = d_num + len(cat_cardinalities) * d_cat_embedding
         if d_in == 0:
             raise ValueError("the MLP needs at least one numeric or categorical feature")
+        norms = {"none": None, "layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
+        if norm not in norms:
+            raise ValueError(f"norm must be 'none', 'layer' or 'batch', however: norm={norm!r}")
         blocks = []
         for d_block in hidden_dims:
-            blocks += [
-                nn.Linear(d_in, d_block * glu_factor(activation)),
-                make_activation(activation),
-                nn.Dropout(dropout),
-            ]
+            d_hidden = d_block * glu_factor(activation)
+            blocks += [nn.Linear(d_in, d_hidden), *([norms[norm](d_hidden)] if norms[norm] else [])]
+            blocks += [make_activation(activation), nn.Dropout(dropout)]
             d_in = d_block
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(d_in, d_out)

@@ -50,6 +50,9 @@ class MLPOptions:
     hidden_dims: tuple = option((256, 256), "width of each hidden layer.", type=list[int])
     activation: Activation = option("relu", "``relu``, ``gelu``, ``geglu`` or ``reglu``.")
     dropout: float = option(0.1, "dropout after each hidden layer.")
+    norm: Literal["none", "layer", "batch"] = option(
+        "none", "normalisation of each hidden layer's pre-activations: ``none``, ``layer`` or ``batch``."
+    )
     d_cat_embedding: int = option(8, "size of each categorical embedding.")
     num_embedding: Literal["none", "linear", "plr", "ple"] = option(
         "none",
