@@ -34,6 +34,7 @@ from tabularnet.data.schema import (
 )
 from tabularnet.data.tabular_data import DATAMODULE_KEY, TabularData, load_checkpoint
 from tabularnet.data.teacher import as_logits
+from tabularnet.lightning_private import CHECKPOINT_VERSION_KEY
 from tabularnet.training.calibration import (
     calibrated_probabilities,
     network_logits,
@@ -370,7 +371,7 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
                 "target": self.preprocessing_["schema"]["target"],
                 **{name: plain(self._data_param(name)) for name in DATA_PARAMS},
             },
-            "pytorch-lightning_version": importlib.metadata.version("lightning"),
+            CHECKPOINT_VERSION_KEY: importlib.metadata.version("lightning"),
             "tabularnet_estimator": {
                 "class": type(self).__name__,
                 "params": plain(self.get_params()),

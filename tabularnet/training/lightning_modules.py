@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import tabularnet
+from tabularnet.lightning_private import CheapHookNameMixin
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.calibration import calibrated_probabilities, network_logits, temperature_scaling
@@ -26,7 +27,7 @@ from tabularnet.training.options import (
 )
 
 
-class TabularModule(pl.LightningModule):
+class TabularModule(CheapHookNameMixin, pl.LightningModule):
     """Training, evaluation and prediction steps, metrics and optimizers for any tabular network.
 
     A subclass names its ``network`` (an ``nn.Module`` class) and is decorated with :func:`with_options` over
@@ -62,14 +63,6 @@ class TabularModule(pl.LightningModule):
         self.rng = AugmentationRNG(0)
         # NOTE: not a registered submodule, so state_dict keys stay those of self.net
         object.__setattr__(self, "_train_net", torch.compile(self.net) if options["compile"] else self.net)
-
-    def __setattr__(self, name: str, value) -> None:
-        # NOTE: Lightning sets _current_fx_name around every hook call (~25 per training step); nn.Module's
-        # __setattr__ (parameter/buffer/module bookkeeping) made that a measurable share of a small step.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     @property
     def lr(self) -> float:
