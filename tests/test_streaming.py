@@ -343,17 +343,32 @@ def test_cli_fit_streaming_then_predict_from_checkpoint(frame, parquet_path, tmp
 
 
 def test_cli_streaming_with_data_initialised_embeddings(parquet_path, tmp_path):
-    main(
+    from tabularnet.cli import build_cli
+    from tabularnet.nn.layers import PiecewiseLinearEmbeddings
+
+    cli = build_cli(
         [
             "fit",
             "--model=tabularnet.MLPLightningModule",
             "--model.num_embedding=ple",
+            "--model.n_bins=8",
             f"--data.train_path={parquet_path}",
             "--data.streaming=true",
             "--trainer.fast_dev_run=1",
             f"--trainer.default_root_dir={tmp_path}",
         ]
     )
+    assert cli.trainer.global_step == 1  # the streamed batch was trained on
+    ple = cli.model.net.num_embeddings
+    assert isinstance(ple, PiecewiseLinearEmbeddings)
+    # the bin edges are the quantiles of the streamed file's training sample, not the [-2, 2] placeholder
+    x_num = cli.datamodule.training_numeric_inputs()
+    expected = PiecewiseLinearEmbeddings(x_num.shape[1], 4, n_bins=8)
+    expected.initialize_from_data(x_num)
+    assert torch.equal(ple.edges, expected.edges)
+    assert not torch.allclose(ple.edges, torch.linspace(-2, 2, 9).expand_as(ple.edges))
+    assert torch.equal(ple.edges[:, 0], x_num.min(0).values)  # the lowest edge is each feature's smallest value
+    assert all(torch.isfinite(p).all() for p in cli.model.parameters())
 
 
 def test_cli_streaming_with_csv_is_one_line_error(table_files):
