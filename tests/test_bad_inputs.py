@@ -4,7 +4,6 @@ the CLI, a DataError in Python); repairable ones are repaired with a one-line wa
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -286,7 +285,12 @@ def test_failed_predict_is_one_line_and_leaves_the_run_intact(case, fitted_run, 
         assert text in line, line
     assert not out.exists()
     assert fingerprint(fitted_run) == before  # checkpoints and metrics.json untouched
-    assert json.loads((fitted_run / "metrics.json").read_text())["test_acc"] >= 0
+    # ... and the run still predicts: the same checkpoint on good rows
+    code, stderr = predict(fitted_run, write(new_rows(), tmp_path / "good.csv"), out, capsys)
+    assert code == 0, stderr
+    preds = pd.read_csv(out)
+    assert len(preds) == 30 and set(preds["prediction"]) <= {"no", "yes"}
+    np.testing.assert_allclose(preds[["proba_no", "proba_yes"]].sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_predict_repairs_what_it_can(fitted_run, tmp_path, capsys):
