@@ -29,7 +29,7 @@ def epoch_rows(loader: TensorBatchLoader, epoch: int | None = None) -> list[int]
 
 
 def fake_world(monkeypatch, rank: int, world_size: int) -> None:
-    monkeypatch.setattr(loader_module, "_rank_and_world_size", lambda: (rank, world_size))
+    monkeypatch.setattr(loader_module, "rank_and_world_size", lambda: (rank, world_size))
 
 
 def test_no_shuffle_yields_rows_in_order():

@@ -21,13 +21,9 @@ from tabularnet.cli import main
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import UNKNOWN_ID, Preprocessor
 from tabularnet.data.schema import DataError, infer_schema, mark_missing
-from tabularnet.data.streaming import (
-    ChunkTransform,
-    StreamingParquetLoader,
-    parquet_labels,
-    sample_parquet,
-    split_intervals,
-)
+from tabularnet.data.streaming import ChunkTransform, StreamingParquetLoader
+from tabularnet.data.streaming_fit import parquet_labels, sample_parquet
+from tabularnet.data.streaming_plan import split_intervals
 
 N_ROWS, ROW_GROUP = 600, 50  # 12 row groups
 
@@ -173,7 +169,7 @@ def test_split_fractions_checked():
 
 
 def fake_world(monkeypatch, rank: int, world_size: int) -> None:
-    monkeypatch.setattr(streaming, "_rank_and_world_size", lambda: (rank, world_size))
+    monkeypatch.setattr(streaming, "rank_and_world_size", lambda: (rank, world_size))
 
 
 def test_ddp_shards_are_disjoint_equal_and_cover(monkeypatch, parquet_path, preprocessor):

@@ -11,7 +11,8 @@ import torch.distributed as dist
 Batch = dict[str, torch.Tensor]
 
 
-def _rank_and_world_size() -> tuple[int, int]:
+def rank_and_world_size() -> tuple[int, int]:
+    """This process's rank and the world size under ``torch.distributed``; ``(0, 1)`` without it."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -81,7 +82,7 @@ class TensorBatchLoader:
         self.epoch = epoch
 
     def _indices(self) -> torch.Tensor | None:
-        rank, world_size = _rank_and_world_size() if self.shard else (0, 1)
+        rank, world_size = rank_and_world_size() if self.shard else (0, 1)
         device = self.device if self.device is not None else torch.device("cpu")
         if self.shuffle:
             generator = torch.Generator(device=device).manual_seed(self.seed + self.epoch)
@@ -99,7 +100,7 @@ class TensorBatchLoader:
         return indices
 
     def _n_rows_per_rank(self) -> int:
-        rank, world_size = _rank_and_world_size() if self.shard else (0, 1)
+        rank, world_size = rank_and_world_size() if self.shard else (0, 1)
         if self.pad:
             return math.ceil(self.n_rows / world_size)
         return len(range(rank, self.n_rows, world_size))

@@ -1,16 +1,14 @@
-"""Parquet tables larger than memory: row groups streamed through a shuffle buffer, preprocessing fitted on a sample.
+"""Parquet tables larger than memory, streamed: row groups through a shuffle buffer into dict batches.
 
-Memory is bounded by the shuffle buffer, one row group being decoded, and the preprocessing sample; it does not
-grow with the file. Rows are assigned to the train/val/test splits without reading the file: row ``i`` of row
-group ``g`` draws ``u`` from a generator seeded with ``(seed, g)`` and falls in a split by the interval ``u`` lies in
-(:class:`RowSplit`), so every pass over the file, in any order, agrees on the split.
+Memory is bounded by the shuffle buffer and one row group being decoded; it does not grow with the file. Which
+rows a split streams is :mod:`tabularnet.data.streaming_plan`'s; the preprocessing is fitted on a sample by
+:mod:`tabularnet.data.streaming_fit`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,163 +18,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from tabularnet.data.loader import Batch, _rank_and_world_size
+from tabularnet.data.loader import Batch, rank_and_world_size
 from tabularnet.data.preprocessing import MISSING_ID, Preprocessor
-from tabularnet.data.schema import (
-    DataError,
-    check_columns,
-    check_weighted_classes,
-    check_weights,
-    infer_schema,
-    mark_missing,
-)
-from tabularnet.data.sources import PARQUET_SUFFIXES
+from tabularnet.data.schema import DataError, check_columns
+from tabularnet.data.streaming_plan import EVERY_ROW, RowSplit, open_parquet, row_group_sizes
 
 # NOTE: rows decoded per read: large enough for Arrow's vectorized decoding, small next to the shuffle buffer.
 CHUNK_ROWS = 65_536
-# Seeds the preprocessing sample's generator apart from the split and shuffle generators of the same seed.
-SAMPLE_STREAM = 7919
-
-
-def is_parquet(path: str | Path | None) -> bool:
-    return path is not None and str(path).lower().endswith(PARQUET_SUFFIXES)
-
-
-def open_parquet(path: str | Path) -> pq.ParquetFile:
-    """Open ``path`` for row-group reads; a missing or unreadable file is a one-line DataError."""
-    if not Path(path).is_file():
-        raise DataError(f"file not found: {path}")
-    try:
-        return pq.ParquetFile(path)
-    except Exception as err:  # pyarrow raises several types for files that are not Parquet
-        raise DataError(f"{path}: cannot read the file ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-
-
-def row_group_sizes(parquet: pq.ParquetFile) -> np.ndarray:
-    metadata = parquet.metadata
-    return np.array([metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)], dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class RowSplit:
-    """The rows of a file whose seeded uniform draw ``u`` lies in ``[low, high)``: a random split, streamed.
-
-    ``RowSplit()`` is every row. The draw of a row depends only on ``seed``, its row group and its position in
-    it, so the training, validation and test streams of one file are disjoint and together cover it.
-    """
-
-    seed: int = 0
-    low: float = 0.0
-    high: float = 1.0
-
-    @property
-    def everything(self) -> bool:
-        return self.low <= 0.0 and self.high >= 1.0
-
-    def mask(self, row_group: int, n_rows: int) -> np.ndarray | None:
-        """Boolean mask of the selected rows of ``row_group`` (``None``: all of them)."""
-        if self.everything:
-            return None
-        u = np.random.default_rng([self.seed, row_group]).random(n_rows)
-        return (u >= self.low) & (u < self.high)
-
-    def counts(self, sizes: np.ndarray) -> np.ndarray:
-        """Selected rows per row group."""
-        if self.everything:
-            return sizes.copy()
-        return np.array([self.mask(g, int(n)).sum() for g, n in enumerate(sizes)], dtype=np.int64)
-
-
-def split_intervals(seed: int, *, val_fraction: float, test_fraction: float) -> dict[str, RowSplit]:
-    """Train/val/test :class:`RowSplit` of one file: test takes ``[0, t)``, val ``[t, t + v)``, train the rest."""
-    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise DataError(
-            f"data.val_fraction + data.test_fraction must be in [0, 1), however: {val_fraction} + {test_fraction}"
-        )
-    splits = {"train": RowSplit(seed, val_fraction + test_fraction, 1.0)}
-    if test_fraction > 0:
-        splits["test"] = RowSplit(seed, 0.0, test_fraction)
-    if val_fraction > 0:
-        splits["val"] = RowSplit(seed, test_fraction, test_fraction + val_fraction)
-    return splits
-
-
-# ------------------------------------------------------------------------------------------------ fitting
-def sample_parquet(path: str | Path, n_rows: int, *, rows: RowSplit = RowSplit(), seed: int = 0) -> pd.DataFrame:
-    """A uniform random sample of at most ``n_rows`` of the ``rows`` of ``path``, spread over all row groups.
-
-    The number of rows drawn from each row group is multivariate-hypergeometric (a uniform sample without
-    replacement of the whole file), then the rows outside ``rows`` are dropped; one row group is decoded at a time.
-    """
-    parquet = open_parquet(path)
-    sizes = row_group_sizes(parquet)
-    rng = np.random.default_rng([seed, SAMPLE_STREAM])
-    draws = sizes if sizes.sum() <= n_rows else rng.multivariate_hypergeometric(sizes, n_rows)
-    tables = []
-    for group in np.flatnonzero(draws):
-        positions = np.sort(rng.choice(int(sizes[group]), int(draws[group]), replace=False))
-        mask = rows.mask(int(group), int(sizes[group]))
-        if mask is not None:
-            positions = positions[mask[positions]]
-        tables.append(parquet.read_row_group(int(group)).take(pa.array(positions)))
-    if not tables:
-        return parquet.schema_arrow.empty_table().to_pandas()
-    return pa.concat_tables(tables).to_pandas()
-
-
-def parquet_labels(
-    path: str | Path, target: str, rows: RowSplit = RowSplit(), weight_column: str | None = None
-) -> tuple[np.ndarray, list]:
-    """The sorted distinct labels of ``target`` over the whole file, and how many of ``rows`` have each, reading
-    only that column. A missing label is a DataError naming its row.
-
-    ``weight_column``: the file must have it; its values are validated over the whole file (errors name the file's
-    row) and the counts are the labels' total weights over ``rows``.
-    """
-    parquet = open_parquet(path)
-    names = parquet.schema_arrow.names
-    if target not in names:
-        available = ", ".join(map(repr, names[:20]))
-        raise DataError(f"{path}: target column {target!r} not found (columns: {available})")
-    if weight_column is not None and weight_column not in names:
-        available = ", ".join(map(repr, names[:20]))
-        raise DataError(f"{path}: weight column {weight_column!r} not found (columns: {available})")
-    counts, offset = {}, 0
-    what = f"{path}: weight column {weight_column!r}"
-    for group in range(parquet.metadata.num_row_groups):
-        table = parquet.read_row_group(group, columns=[target] + ([weight_column] if weight_column else []))
-        column = table.column(target)
-        if column.null_count:
-            row = offset + int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-            raise DataError(f"{path}: target column {target!r} has missing labels (first at row {row})")
-        for label in pc.unique(column).to_pylist():
-            counts.setdefault(label, 0)
-        mask = rows.mask(group, len(column))
-        if weight_column is None:
-            selected = column if mask is None else column.filter(pa.array(mask))
-            for item in pc.value_counts(selected).to_pylist():
-                counts[item["values"]] += item["counts"]
-        else:
-            weights = check_weights(
-                table.column(weight_column).to_pandas(), what=what, first_row=offset, require_positive=False
-            )
-            labels = column.to_pandas()
-            if mask is not None:
-                labels, weights = labels[mask], weights[mask]
-            for label, total in pd.Series(weights, index=labels.to_numpy()).groupby(level=0).sum().items():
-                counts[label] += float(total)
-        offset += len(column)
-    if len(counts) < 2:
-        raise DataError(f"{path}: target column {target!r} has only one class ({next(iter(counts), None)!r})")
-    labels = sorted(counts)
-    if weight_column is not None:
-        totals = np.array([counts[c] for c in labels], dtype=np.float64)
-        if not (totals > 0).any():
-            raise DataError(f"{what}: all weights are zero; at least one row needs a positive weight")
-        check_weighted_classes(np.asarray(labels, dtype=object), totals, what=what)
-    return np.array(labels, dtype=object if any(isinstance(v, str) for v in labels) else None), [
-        counts[c] for c in labels
-    ]
 
 
 # ---------------------------------------------------------------------------------------------- transform
@@ -318,7 +166,7 @@ class StreamingParquetLoader:
         transform: ChunkTransform,
         *,
         batch_size: int,
-        rows: RowSplit = RowSplit(),
+        rows: RowSplit = EVERY_ROW,
         shuffle: bool = False,
         shuffle_buffer: int = 262_144,
         drop_last: bool = False,
@@ -347,7 +195,7 @@ class StreamingParquetLoader:
 
     def _shards(self, epoch: int) -> tuple[list[np.ndarray], int]:
         """Row groups of every rank for ``epoch``, and this rank's index."""
-        rank, world_size = _rank_and_world_size() if self.shard else (0, 1)
+        rank, world_size = rank_and_world_size() if self.shard else (0, 1)
         groups = np.flatnonzero(self.row_counts)
         if 1 < world_size > len(groups):
             raise DataError(
@@ -404,73 +252,3 @@ class StreamingParquetLoader:
 def _chain(first: Iterator[Batch], then) -> Iterator[Batch]:
     yield from first
     yield from then()
-
-
-# ------------------------------------------------------------------------------------- data-module glue
-def wants_streaming(path: str | None, streaming: bool | None, threshold_rows: int) -> bool:
-    """Whether ``path`` is streamed: a Parquet file, and ``streaming`` true, or ``None`` with more rows than
-    ``threshold_rows`` (read from the file's metadata)."""
-    if streaming is False or not is_parquet(path):
-        return False
-    return bool(streaming) or (Path(path).is_file() and open_parquet(path).metadata.num_rows > threshold_rows)
-
-
-def plan_streams(
-    paths: dict[str, str | None],
-    *,
-    streaming: bool | None,
-    threshold_rows: int,
-    fitting: bool,
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
-) -> dict[str, tuple[str, RowSplit]]:
-    """The splits that stream, as ``split -> (file, rows)``.
-
-    When the training file streams (only while ``fitting``), the validation and test splits without a file of
-    their own are carved from it by :class:`RowSplit` (random, not stratified). Any split with its own file
-    streams when :func:`wants_streaming` says so; the others are read into memory as usual.
-    """
-    plan = {}
-    train = paths["train"]
-    if fitting and streaming and not is_parquet(train):
-        raise DataError(f"data.streaming needs a Parquet data.train_path, however: {train or 'no training file'}")
-    if fitting and wants_streaming(train, streaming, threshold_rows):
-        fractions = {"val": val_fraction, "test": test_fraction}
-        carved = {split: 0.0 if paths[split] else fraction for split, fraction in fractions.items()}
-        for split, rows in split_intervals(seed, val_fraction=carved["val"], test_fraction=carved["test"]).items():
-            plan[split] = (train, rows)
-    for split in ("val", "test", "predict"):
-        if paths[split] and wants_streaming(paths[split], streaming, threshold_rows):
-            plan[split] = (paths[split], RowSplit())
-    return plan
-
-
-def fit_on_sample(
-    preprocessor: Preprocessor,
-    path: str,
-    rows: RowSplit,
-    *,
-    target: str,
-    sample_rows: int,
-    seed: int,
-    categorical: list[str] | None = None,
-    numeric: list[str] | None = None,
-    weight_column: str | None = None,
-) -> Preprocessor:
-    """Fit ``preprocessor`` on a uniform sample of at most ``sample_rows`` training rows of ``path``; the label
-    classes and the training rows per class (total weights per class with ``weight_column``) come from a scan of
-    the whole target column. With ``weight_column`` the sample's statistics are weighted by it."""
-    classes, class_counts = parquet_labels(path, target, rows, weight_column)  # also validates the weights
-    sample = mark_missing(sample_parquet(path, sample_rows, rows=rows, seed=seed), preprocessor.na_values, source=path)
-    features = sample.drop(columns=[weight_column] if weight_column else [])
-    schema = infer_schema(features, target=target, categorical=categorical, numeric=numeric, source=path)
-    weights = None
-    if weight_column is not None:
-        schema.dropped.append(weight_column)  # not a feature; prediction tables may have it
-        weights = pd.to_numeric(sample[weight_column]).to_numpy(dtype=np.float64)
-        if not (weights > 0).any():
-            weights = None  # a sample without a positive weight: fit it unweighted rather than not at all
-    preprocessor.fit(sample, schema, classes=classes, source=path, sample_weight=weights)
-    preprocessor.state["class_counts"] = class_counts  # the whole training split's, not the sample's
-    return preprocessor

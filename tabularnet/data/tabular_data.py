@@ -27,16 +27,9 @@ from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import HighCardinality, Preprocessor, Scaling
 from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.sources import read_table
-from tabularnet.data.streaming import (
-    ChunkTransform,
-    RowSplit,
-    StreamingParquetLoader,
-    fit_on_sample,
-    open_parquet,
-    parquet_labels,
-    plan_streams,
-    sample_parquet,
-)
+from tabularnet.data.streaming import ChunkTransform, StreamingParquetLoader
+from tabularnet.data.streaming_fit import fit_on_sample, parquet_labels, sample_parquet
+from tabularnet.data.streaming_plan import RowSplit, check_streaming_options, open_parquet, plan_streams
 from tabularnet.data.teacher import as_logits, build_teacher, cached_teacher_logits, read_teacher_logits
 
 SPLITS = ("train", "val", "test", "predict")
@@ -165,7 +158,7 @@ class TabularData:
             raise DataError("give data.teacher or data.teacher_logits_path, not both")
         if teacher is not None:
             build_teacher(teacher)  # fail now, not after reading the data
-        _check_streaming_options(self.hparams)
+        check_streaming_options(self.hparams)
         self.teacher_metrics: dict[str, float] = {}
         self.default_teacher_cache_dir: str | None = None  # set by `tabularnet fit` to <default_root_dir>/...
         self.preprocessor = Preprocessor(
@@ -348,7 +341,7 @@ class TabularData:
 
     # --------------------------------------------------------------- streaming
     def _streams(self) -> dict[str, tuple[str, RowSplit]]:
-        """The splits streamed from Parquet, ``split -> (file, rows)`` (see tabularnet.data.streaming)."""
+        """The splits streamed from Parquet, ``split -> (file, rows)`` (see tabularnet.data.streaming_plan)."""
         if self._stream_plan is None:
             hp = self.hparams
             in_memory = hp.teacher is not None or hp.teacher_logits_path is not None or hp.device_resident
@@ -451,16 +444,6 @@ class TabularData:
     def load_state_dict(self, state_dict: dict) -> None:
         self.preprocessor.load_state_dict(state_dict["preprocessing"])
         self._tensors.clear()
-
-
-def _check_streaming_options(hp) -> None:
-    if hp.streaming and hp.device_resident:
-        raise DataError("data.device_resident needs the table in memory: it cannot be combined with data.streaming")
-    if hp.streaming and (hp.teacher is not None or hp.teacher_logits_path is not None):
-        raise DataError("data.streaming does not support distillation: unset data.teacher/data.teacher_logits_path")
-    for name in ("shuffle_buffer", "sample_rows"):
-        if hp[name] < 1:
-            raise DataError(f"data.{name} must be positive, however: {name}={hp[name]}")
 
 
 def _datamodule_state(checkpoint: dict, path) -> dict:
