@@ -17,10 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_table
 from PIL import Image
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tabularnet.cli import main
+from tabularnet.data.tabular_data import TabularData
+from tabularnet.nn.mlp import MLP
 from tabularnet.reporting.events import event_accumulators
 from tabularnet.reporting.figures import (
     confusion_matrix_figure,
@@ -30,7 +33,8 @@ from tabularnet.reporting.figures import (
 )
 from tabularnet.reporting.report import write_report
 from tabularnet.reporting.run import save_figures
-from tabularnet.training.progress import EpochProgress
+from tabularnet.training.config import Recipe
+from tabularnet.training.torch_trainer import TorchTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 4
@@ -310,14 +314,31 @@ def test_learning_curves_have_integer_epoch_ticks(epochs):
 
 
 @pytest.mark.parametrize("rich", [True, False])
-def test_torch_trainer_progress(capsys, rich):
-    with EpochProgress(2, rich=rich) as progress:
-        for epoch in range(2):
-            progress.start_epoch(3)
-            for _ in range(3):
-                progress.advance()
-            progress.end_epoch(f"epoch {epoch + 1}/2  train_loss 0.5")
-    err = capsys.readouterr().err
-    assert "epoch 2/2  train_loss 0.5" in err
+def test_torch_trainer_progress(capsys, monkeypatch, rich):
+    """``TorchTrainer(progress=True)``: with Rich, the epoch bar and the last epoch's metrics; without it, one line
+    per epoch on stderr with the epoch's numbers."""
+    import tabularnet.training.progress as progress_module
+
+    monkeypatch.setenv("COLUMNS", "200")  # Rich's width off a terminal: the metrics column in full
+    if not rich:
+        monkeypatch.setattr(progress_module, "Progress", None)  # as without Rich installed
+    dm = TabularData.from_frames(make_table(200, seed=0), target="target", batch_size=32)
+    torch.manual_seed(0)
+    net = MLP(n_num_features=dm.n_num_features, cat_cardinalities=dm.cat_cardinalities, d_out=2, hidden_dims=[8])
+    trainer = TorchTrainer(Recipe.from_options(), max_epochs=2, progress=True)
+    trainer.fit(net, dm.train_dataloader(), dm.val_dataloader())
+    captured = capsys.readouterr()
+    assert captured.out == ""  # progress goes to stderr: stdout stays the user's
+    history = trainer.history
+    lines = [
+        f"epoch {epoch}/1  train_loss {history.train_loss[epoch]:.4f}  val_loss {history.val_loss[epoch]:.4f}  "
+        f"val_acc {history.val_acc[epoch]:.4f}"
+        for epoch in range(2)
+    ]
     if rich:
-        assert "2/2" in err and "epochs" in err
+        assert lines[1] in captured.err and re.search(r"epochs\s.*2/2", captured.err), captured.err
+    else:
+        printed = [line for line in captured.err.splitlines() if line.startswith("epoch ")]
+        assert len(printed) == 2, captured.err
+        for line, expected in zip(printed, lines):
+            assert re.fullmatch(re.escape(expected) + r"  \(\d+\.\ds\)", line), line
