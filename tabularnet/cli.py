@@ -26,9 +26,9 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.callbacks import PredictionWriter
 from tabularnet.console import argument_error_line, error_line, one_line_error, user_errors
 from tabularnet.console import main as console_main
+from tabularnet.data.checkpoint import load_checkpoint
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.schema import DataError
-from tabularnet.data.tabular_data import load_checkpoint
 from tabularnet.progress import default_progress_bar
 from tabularnet.reporting.summary import LAST_EPOCH, print_summary
 from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger, checkpoint_version, last_checkpoint

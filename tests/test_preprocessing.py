@@ -291,7 +291,7 @@ def test_bad_category_options(option, value):
 
 def test_only_the_data_module_key_holds_the_preprocessing():
     """Nothing writes a "datamodule" key (Lightning and save() write TabularDataModule): it is not read either."""
-    from tabularnet.data.tabular_data import DATAMODULE_KEY, _datamodule_state
+    from tabularnet.data.checkpoint import DATAMODULE_KEY, _datamodule_state
 
     state = {"preprocessing": {"scaling": "standard"}}
     assert _datamodule_state({DATAMODULE_KEY: state}, "model.ckpt") is state

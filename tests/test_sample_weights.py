@@ -15,10 +15,11 @@ from conftest import make_table
 from test_bad_inputs import FIT, one_line_error, run_main, write
 
 from tabularnet.cli import main
+from tabularnet.data.checkpoint import load_checkpoint
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.preprocessing import Preprocessor, weighted_quantiles
 from tabularnet.data.schema import DataError, infer_schema
-from tabularnet.data.tabular_data import TabularData, load_checkpoint
+from tabularnet.data.tabular_data import TabularData
 from tabularnet.models import MLPClassifier, TransformerClassifier
 from tabularnet.nn import MLP
 from tabularnet.nn.layers import PiecewiseLinearEmbeddings, weighted_lower_quantiles

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tabularnet.data.checkpoint import datamodule_state
 from tabularnet.data.labeled_tables import (
     TEACHER_ROW,
     carve_splits,
@@ -33,7 +34,6 @@ from tabularnet.data.streaming_plan import RowSplit, check_streaming_options, op
 from tabularnet.data.teacher import as_logits, build_teacher, cached_teacher_logits, read_teacher_logits
 
 SPLITS = ("train", "val", "test", "predict")
-DATAMODULE_KEY = "TabularDataModule"  # where Lightning (and Estimator.save) put the data state in a checkpoint
 
 
 class Arguments(dict):
@@ -44,18 +44,6 @@ class Arguments(dict):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a tabularnet checkpoint or saved model without unpickling code (``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"{path}: not a loadable tabularnet checkpoint ({first_line})") from None
 
 
 class TabularData:
@@ -232,7 +220,7 @@ class TabularData:
             return self.preprocessor
         hp = self.hparams
         if hp.preprocessing_path:
-            self.load_state_dict(_datamodule_state(load_checkpoint(hp.preprocessing_path), hp.preprocessing_path))
+            self.load_state_dict(datamodule_state(hp.preprocessing_path))
             return self.preprocessor
         if "train" in self._streams():
             path, rows = self._streams()["train"]
@@ -444,9 +432,3 @@ class TabularData:
     def load_state_dict(self, state_dict: dict) -> None:
         self.preprocessor.load_state_dict(state_dict["preprocessing"])
         self._tensors.clear()
-
-
-def _datamodule_state(checkpoint: dict, path) -> dict:
-    if "preprocessing" in checkpoint.get(DATAMODULE_KEY, {}):
-        return checkpoint[DATAMODULE_KEY]
-    raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")

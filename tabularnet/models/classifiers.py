@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tabularnet.data.checkpoint import load_checkpoint
 from tabularnet.data.schema import DataError
-from tabularnet.data.tabular_data import load_checkpoint
 from tabularnet.models.estimators import EstimatorOptions, TabularEstimator
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.training.options import MLPOptions, RecipeOptions, TransformerOptions, with_options

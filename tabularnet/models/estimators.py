@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
+from tabularnet.data.checkpoint import DATAMODULE_KEY, load_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import (
@@ -32,7 +33,7 @@ from tabularnet.data.schema import (
     check_weighted_classes,
     check_weights,
 )
-from tabularnet.data.tabular_data import DATAMODULE_KEY, TabularData, load_checkpoint
+from tabularnet.data.tabular_data import TabularData
 from tabularnet.data.teacher import as_logits
 from tabularnet.lightning_private import CHECKPOINT_VERSION_KEY
 from tabularnet.training.calibration import (

@@ -1,0 +1,35 @@
+"""Reading a tabularnet checkpoint (``tabularnet fit``'s or ``Estimator.save``'s) without unpickling code, and the
+data module's state in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tabularnet.data.schema import DataError
+
+DATAMODULE_KEY = "TabularDataModule"  # where Lightning (and Estimator.save) put the data state in a checkpoint
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a tabularnet checkpoint or saved model without unpickling code (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: not a loadable tabularnet checkpoint ({first_line})") from None
+
+
+def datamodule_state(path: str | Path) -> dict:
+    """The data module's state (``{"preprocessing": ...}``) in the checkpoint at ``path``."""
+    return _datamodule_state(load_checkpoint(path), path)
+
+
+def _datamodule_state(checkpoint: dict, path) -> dict:
+    if "preprocessing" in checkpoint.get(DATAMODULE_KEY, {}):
+        return checkpoint[DATAMODULE_KEY]
+    raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")
