@@ -51,7 +51,15 @@ def val_probs(module, dm) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("name", "class_weight"),
-    [("mlp", None), ("mlp", {"yes": 3.0}), ("ft_transformer", None), ("ft_transformer", "balanced")],
+    [
+        ("mlp", None),
+        ("mlp", {"yes": 3.0}),
+        ("ft_transformer", None),
+        ("ft_transformer", "balanced"),
+        ("mlp_plr", None),
+        ("mlp_ple", None),  # PLE: both drivers set the same data-dependent bin edges before the first step
+        ("ft_transformer_ple", None),
+    ],
 )
 def test_same_seed_same_model(name, class_weight):
     cls, kwargs = NETWORKS[name]
@@ -80,6 +88,12 @@ def test_same_seed_same_model(name, class_weight):
     )
     difference = (val_probs(lightning_module, dm) - val_probs(torch_module, dm)).abs().max().item()
     assert difference <= 1e-5
+    buffers = dict(torch_module.net.named_buffers())  # PLE's bin edges: set from the same training rows
+    for buffer_name, buffer in lightning_module.net.named_buffers():
+        assert torch.equal(buffer, buffers[buffer_name]), buffer_name
+    if name.endswith("_ple"):
+        edges = torch_module.net.get_buffer(next(n for n in buffers if n.endswith("edges")))
+        assert not torch.allclose(edges, torch.linspace(-2, 2, edges.shape[1]).expand_as(edges))  # fitted
     # and training really changed the weights (the comparison is not between two untrained nets)
     untrained = make_module(cls, kwargs, dm, seed, class_weight)
     assert (val_probs(untrained, dm) - val_probs(torch_module, dm)).abs().max().item() > 1e-3
