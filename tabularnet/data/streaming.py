@@ -8,8 +8,9 @@ rows a split streams is :mod:`tabularnet.data.streaming_plan`'s; the preprocessi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ import torch
 from tabularnet.data.loader import Batch, rank_and_world_size
 from tabularnet.data.preprocessing import MISSING_ID, Preprocessor
 from tabularnet.data.schema import DataError, check_columns
+from tabularnet.data.streaming_fit import parquet_labels
 from tabularnet.data.streaming_plan import EVERY_ROW, RowSplit, open_parquet, row_group_sizes
 
 # NOTE: rows decoded per read: large enough for Arrow's vectorized decoding, small next to the shuffle buffer.
@@ -252,3 +254,23 @@ class StreamingParquetLoader:
 def _chain(first: Iterator[Batch], then) -> Iterator[Batch]:
     yield from first
     yield from then()
+
+
+def split_loader(
+    path: str, rows: RowSplit, preprocessor: Preprocessor, hp: Mapping[str, Any], *, labeled: bool, train: bool,
+    check_weights: bool,
+) -> StreamingParquetLoader:  # fmt: skip
+    """The loader of a split that streams ``rows`` of ``path``, for a data module's arguments ``hp``: shuffled and
+    sharded for training; in file order, every row on every rank otherwise. ``labeled``: with labels and, when the
+    file has the weight column, weights (validated over the whole file first when ``check_weights``)."""
+    weight_column = None
+    if labeled and hp["weight_column"] in open_parquet(path).schema_arrow.names:
+        weight_column = hp["weight_column"]
+        if check_weights:
+            parquet_labels(path, hp["target"], weight_column=weight_column)
+    target = hp["target"] if labeled else None
+    transform = ChunkTransform(preprocessor, target=target, source=path, weight_column=weight_column)
+    return StreamingParquetLoader(
+        path, transform, batch_size=hp["batch_size"] if train else hp["eval_batch_size"], rows=rows, shuffle=train,
+        shuffle_buffer=hp["shuffle_buffer"], seed=hp["seed"], shard=train,
+    )  # fmt: skip

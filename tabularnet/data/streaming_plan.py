@@ -124,6 +124,23 @@ def plan_streams(
     return plan
 
 
+def streamed_splits(
+    paths: dict[str, str | None], hp: Mapping[str, Any], *, fitting: bool
+) -> dict[str, tuple[str, RowSplit]]:
+    """:func:`plan_streams` for a data module's arguments ``hp``; never automatic with a teacher or
+    ``device_resident`` (their tables live in memory)."""
+    in_memory = hp["teacher"] is not None or hp["teacher_logits_path"] is not None or hp["device_resident"]
+    return plan_streams(
+        paths,
+        streaming=False if in_memory else hp["streaming"],
+        threshold_rows=hp["streaming_threshold_rows"],
+        fitting=fitting,
+        seed=hp["seed"],
+        val_fraction=hp["val_fraction"],
+        test_fraction=hp["test_fraction"],
+    )
+
+
 def check_streaming_options(hp: Mapping[str, Any]) -> None:
     """The data module's streaming options agree with each other (one-line DataErrors)."""
     if hp["streaming"] and hp["device_resident"]:

@@ -28,12 +28,10 @@ from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import HighCardinality, Preprocessor, Scaling
 from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.sources import read_table
-from tabularnet.data.streaming import ChunkTransform, StreamingParquetLoader
-from tabularnet.data.streaming_fit import fit_on_sample, parquet_labels, sample_parquet
-from tabularnet.data.streaming_plan import RowSplit, check_streaming_options, open_parquet, plan_streams
+from tabularnet.data.streaming import StreamingParquetLoader, split_loader
+from tabularnet.data.streaming_fit import fit_on_sample, sample_parquet
+from tabularnet.data.streaming_plan import RowSplit, check_streaming_options, streamed_splits
 from tabularnet.data.teacher import as_logits, build_teacher, cached_teacher_logits, read_teacher_logits
-
-SPLITS = ("train", "val", "test", "predict")
 
 
 class Arguments(dict):
@@ -209,9 +207,6 @@ class TabularData:
         train, self._schema = clean_training_table(train, hp, source, self._schema)
         carve_splits(self._frames, train, paths, hp)
 
-    def _read(self, split: str, path: str) -> pd.DataFrame:
-        return read_split_table(split, path, self.hparams)
-
     def _sample_weight(self, frame: pd.DataFrame) -> np.ndarray | None:
         return sample_weights(frame, self.hparams.weight_column)
 
@@ -304,15 +299,17 @@ class TabularData:
     def _frame(self, split: str) -> pd.DataFrame | None:
         if "train" in self._streams() and split in ("train", "val", "test") and split not in self._frames:
             path = self._paths()[split] if split != "train" else None  # a split without its own file is streamed
-            self._frames[split] = self._read(split, path) if path and split not in self._streams() else None
+            self._frames[split] = (
+                read_split_table(split, path, self.hparams) if path and split not in self._streams() else None
+            )
         if split not in self._frames:
             if split == "predict":
                 path = self.hparams.predict_path
                 if path is None:
                     raise DataError("nothing to predict: set data.predict_path")
-                self._frames["predict"] = self._read("predict", path)
+                self._frames["predict"] = read_split_table("predict", path, self.hparams)
             elif self.preprocessor.state is not None and self._paths().get(split):
-                self._frames[split] = self._read(split, self._paths()[split])
+                self._frames[split] = read_split_table(split, self._paths()[split], self.hparams)
             elif split in ("train", "val", "test") and (not self.hparams.preprocessing_path or self._carved(split)):
                 # NOTE: a split carved from the training file (val_fraction, test_fraction) is carved again, with
                 # the run's seed, also when the preprocessing comes from a checkpoint (`tabularnet test --ckpt_path`)
@@ -331,17 +328,8 @@ class TabularData:
     def _streams(self) -> dict[str, tuple[str, RowSplit]]:
         """The splits streamed from Parquet, ``split -> (file, rows)`` (see tabularnet.data.streaming_plan)."""
         if self._stream_plan is None:
-            hp = self.hparams
-            in_memory = hp.teacher is not None or hp.teacher_logits_path is not None or hp.device_resident
-            self._stream_plan = plan_streams(
-                self._paths(),
-                streaming=False if in_memory else hp.streaming,  # never automatic with a teacher or device_resident
-                threshold_rows=hp.streaming_threshold_rows,
-                fitting=not hp.preprocessing_path and "train" not in self._frames,
-                seed=hp.seed,
-                val_fraction=hp.val_fraction,
-                test_fraction=hp.test_fraction,
-            )
+            fitting = not self.hparams.preprocessing_path and "train" not in self._frames
+            self._stream_plan = streamed_splits(self._paths(), self.hparams, fitting=fitting)
         return self._stream_plan
 
     def has_split(self, split: str) -> bool:
@@ -374,22 +362,21 @@ class TabularData:
         return (x_num, weight) if with_weights else x_num
 
     def _streaming_loader(self, split: str, *, train: bool) -> StreamingParquetLoader:
-        hp = self.hparams
         path, rows = self._streams()[split]
-        preprocessor, weight_column = self._ensure_fitted(), None
-        if split != "predict" and hp.weight_column in open_parquet(path).schema_arrow.names:
-            weight_column = hp.weight_column
-            # the training file's weights were validated when the preprocessing was fitted; a file of its own now
-            if path != self._paths()["train"] and path not in self._checked_weight_files:
-                parquet_labels(path, hp.target, weight_column=weight_column)
-                self._checked_weight_files.add(path)
-        target = None if split == "predict" else hp.target
-        transform = ChunkTransform(preprocessor, target=target, source=path, weight_column=weight_column)
-        batch_size = hp.batch_size if train else hp.eval_batch_size
-        return StreamingParquetLoader(
-            path, transform, batch_size=batch_size, rows=rows, shuffle=train, shuffle_buffer=hp.shuffle_buffer,
-            seed=hp.seed, shard=train,
-        )  # fmt: skip
+        # the training file's weights were validated when the preprocessing was fitted; a file of its own now
+        check = path != self._paths()["train"] and path not in self._checked_weight_files
+        loader = split_loader(
+            path,
+            rows,
+            self._ensure_fitted(),
+            self.hparams,
+            labeled=split != "predict",
+            train=train,
+            check_weights=check,
+        )
+        if check and loader.transform.weight_column is not None:
+            self._checked_weight_files.add(path)
+        return loader
 
     # ------------------------------------------------------------- dataloaders
     def _loader(self, split: str, *, train: bool = False):
