@@ -43,7 +43,7 @@ def reliability_bins(probs, y, n_bins: int = 15) -> ReliabilityBins:
 def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
     """ECE of the top-label confidence over ``n_bins`` equal-width bins (0 for a perfectly calibrated model): the
     validation/test metric (:class:`~tabularnet.training.metrics.ExpectedCalibrationError`) on one table."""
-    metric = ExpectedCalibrationError(n_bins)
+    metric = ExpectedCalibrationError(n_bins, sync_on_compute=False)  # one table, one process (figures: rank 0)
     metric.update(torch.as_tensor(np.asarray(probs)), torch.as_tensor(np.asarray(y)).long())
     return float(metric.compute())
 

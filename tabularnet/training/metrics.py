@@ -117,8 +117,8 @@ class ExpectedCalibrationError(Metric):
 
     full_state_update = False
 
-    def __init__(self, n_bins: int = 15) -> None:
-        super().__init__()
+    def __init__(self, n_bins: int = 15, **kwargs) -> None:
+        super().__init__(**kwargs)  # torchmetrics' options, e.g. sync_on_compute
         self.n_bins = n_bins
         for name in ("count", "confidence", "correct"):
             self.add_state(name, default=torch.zeros(n_bins, dtype=torch.float64), dist_reduce_fx="sum")
