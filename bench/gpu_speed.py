@@ -92,8 +92,12 @@ def lightning_runner(resident: bool):
         import lightning.pytorch as pl
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        from tabularnet.progress import default_progress_bar
-        from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger
+        from tabularnet.training.lightning_callbacks import (
+            AtomicCheckpointIO,
+            LastCheckpoint,
+            RunLogger,
+            default_progress_bar,
+        )
 
         dm.hparams.device_resident = resident
         module = module_for(dm)

@@ -65,8 +65,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tabularnet import MLPLightningModule, TabularDataModule
 from tabularnet._quiet import quiet_lightning
 from tabularnet.nn import MLP
-from tabularnet.progress import default_progress_bar
-from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger
+from tabularnet.training.lightning_callbacks import AtomicCheckpointIO, LastCheckpoint, RunLogger, default_progress_bar
 from tabularnet.training.torch_trainer import TorchTrainer
 
 E1, E2 = 2, 6

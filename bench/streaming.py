@@ -120,7 +120,8 @@ def measure_loader(path: str) -> dict:
 def measure_fit(path: str, root: str, limit_train_batches: int | None) -> dict:
     import lightning.pytorch as pl
 
-    from tabularnet.cli import TabularCLI, main
+    from tabularnet.cli import main
+    from tabularnet.cli.app import TabularCLI
 
     class EpochTimer(pl.Callback):
         """Seconds and rows of the training batches, and seconds of the validation pass, of epoch 0."""

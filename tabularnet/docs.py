@@ -19,7 +19,7 @@ from pathlib import Path
 
 import docstring_parser
 
-from tabularnet.cli import CHECKPOINT_DEFAULTS, LINKED, PREDICTIONS_PATH_HELP
+from tabularnet.cli.app import CHECKPOINT_DEFAULTS, LINKED, PREDICTIONS_PATH_HELP
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.models.estimators import EstimatorOptions
 from tabularnet.training.config import (

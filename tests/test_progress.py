@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import tabularnet.progress as progress
+import tabularnet.training.lightning_callbacks as progress
 from tabularnet.cli import main
-from tabularnet.progress import ThrottledRichProgressBar, _Throttled, default_progress_bar
+from tabularnet.training.lightning_callbacks import ThrottledRichProgressBar, _Throttled, default_progress_bar
 
 
 class _Recorder:

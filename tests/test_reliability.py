@@ -19,7 +19,7 @@ from conftest import make_table
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from tabularnet.cli import main
-from tabularnet.runs import AtomicCheckpointIO, RunLogger, last_checkpoint
+from tabularnet.training.lightning_callbacks import AtomicCheckpointIO, RunLogger, last_checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 

@@ -304,7 +304,7 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
         import lightning.pytorch as pl
 
         quiet_lightning(self.verbose)
-        from tabularnet.progress import default_progress_bar
+        from tabularnet.training.lightning_callbacks import default_progress_bar
 
         callbacks, monitor = [default_progress_bar()] if self.verbose else [], stop.monitor if stop.enabled else None
         with tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:

@@ -1,9 +1,11 @@
-"""The ``tabularnet`` command: LightningCLI over TabularDataModule and the tabular LightningModules."""
+"""The LightningCLI of ``tabularnet fit|validate|test|predict``: the data module's sizes linked into the model, the
+trainer's defaults (run folder, best and last checkpoints, progress bar, atomic checkpoint writes), resuming,
+configuration from a checkpoint alone, predictions; what ``fit`` does after training is in
+:mod:`tabularnet.cli.after_fit`."""
 
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import re
 import sys
@@ -13,37 +15,37 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 import numpy as np
-import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import TensorBoardLogger
 
-from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.callbacks import PredictionWriter
-from tabularnet.console import argument_error_line, error_line, one_line_error, user_errors
-from tabularnet.console import main as console_main
+from tabularnet.cli import after_fit
+from tabularnet.cli.after_fit import LINKED
+from tabularnet.cli.arguments import argument_error_line, error_line, one_line_error, option_value, user_errors
 from tabularnet.data.checkpoint import load_checkpoint
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.schema import DataError
-from tabularnet.progress import default_progress_bar
-from tabularnet.reporting.summary import LAST_EPOCH, print_summary
-from tabularnet.runs import AtomicCheckpointIO, LastCheckpoint, RunLogger, checkpoint_version, last_checkpoint
-from tabularnet.training.calibration import expected_calibration_error
-from tabularnet.training.lightning_modules import TrainingMixin
+from tabularnet.lightning_private import NoCheckpointHyperparametersMixin
+from tabularnet.training.lightning_callbacks import (
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    PredictionWriter,
+    RunLogger,
+    default_progress_bar,
+    resume_target,
+)
+from tabularnet.training.lightning_modules import TabularModule
 
 HARDWARE_OPTIONS = ("accelerator", "devices", "strategy", "precision", "num_nodes", "plugins")
-LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 CHECKPOINT_DEFAULTS = {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
 DESCRIPTION = (
     "Train and use tabular deep-learning models (fit, validate, test, predict). "
     "`tabularnet report RUN_DIR` writes a self-contained HTML report of a finished run."
 )
-TIMINGS_FILE = "timings.json"
 PREDICTIONS_PATH_HELP = "predict: where to write predictions (.csv or .parquet); default predictions.csv"
 
 
@@ -79,7 +81,7 @@ def _same(a, b) -> bool:
         return False
 
 
-class TabularCLI(LightningCLI):
+class TabularCLI(NoCheckpointHyperparametersMixin, LightningCLI):
     """LightningCLI with data-derived model sizes linked in, a best/last checkpoint, metrics.json and predictions."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -98,13 +100,12 @@ class TabularCLI(LightningCLI):
             help=PREDICTIONS_PATH_HELP,
         )
 
-    def _parse_ckpt_path(self) -> None:
-        # NOTE: main() already turned the checkpoint's hyperparameters into a config (model *and* data);
-        # Lightning's own pass would add the linked sizes a second time as extra kwargs.
-        return None
+    def _section(self, config):
+        """The part of ``config`` of the running subcommand (all of it without subcommands)."""
+        return config[self.subcommand] if self.subcommand else config
 
     def instantiate_trainer(self, **kwargs):
-        trainer_config = self._get(self.config_init, "trainer", default={})
+        trainer_config = self._section(self.config_init).get("trainer") or {}
         root = trainer_config.get("default_root_dir") or os.getcwd()
         if self.subcommand == "predict":
             kwargs["logger"] = False  # prediction logs nothing: no empty lightning_logs/version_N folders
@@ -122,7 +123,7 @@ class TabularCLI(LightningCLI):
         # NOTE: the `checkpoint` options configure our ModelCheckpoint; `--trainer.enable_checkpointing false`
         # leaves it out (Lightning refuses a ModelCheckpoint then) and no checkpoint is written
         checkpointing = trainer_config.get("enable_checkpointing") is not False
-        checkpoint = self._get(self.config_init, "checkpoint")
+        checkpoint = self._section(self.config_init).get("checkpoint")
         keep_last = checkpointing and self.subcommand == "fit" and getattr(checkpoint, "save_last", None) is True
         if keep_last:
             checkpoint.save_last = False  # Lightning >= 2.6 would skip epochs without a better val_loss
@@ -140,28 +141,11 @@ class TabularCLI(LightningCLI):
         return trainer
 
     def _resume_version(self, root: str) -> int | None:
-        """``fit --ckpt_path last|PATH``: resolve ``last`` to the newest run's last.ckpt under ``root`` (or
-        ``checkpoint.dirpath``); return that run's version so the resumed run logs into the same directory."""
-        config = self.config_init[self.subcommand]
-        ckpt_path = config.get("ckpt_path")
-        if ckpt_path is None:
-            return None
-        if ckpt_path == "last":
-            dirpath = self._get(self.config, "checkpoint").get("dirpath")
-            if dirpath:
-                found = (None, Path(dirpath, "last.ckpt")) if Path(dirpath, "last.ckpt").is_file() else None
-            else:
-                found = last_checkpoint(root)
-            if found is None:
-                print(f"tabularnet: no last.ckpt under {dirpath or root} to resume from; starting a new run")
-                config["ckpt_path"] = None
-                return None
-            version, path = found
-            config["ckpt_path"] = ckpt_path = str(path)
-            print(f"tabularnet: resuming from {path}")
-        if not Path(ckpt_path).is_file():
-            raise DataError(f"--ckpt_path: checkpoint not found: {ckpt_path}")
-        return checkpoint_version(ckpt_path, root)
+        """Resolve ``fit --ckpt_path last|PATH`` (see :func:`resume_target`) and return the resumed run's version."""
+        config = self._section(self.config_init)
+        dirpath = (self._section(self.config).get("checkpoint") or {}).get("dirpath")
+        config["ckpt_path"], version = resume_target(config.get("ckpt_path"), root, dirpath)
+        return version
 
     def before_predict(self) -> None:
         path = self.config[self.subcommand].get("predictions_path") or "predictions.csv"
@@ -175,133 +159,18 @@ class TabularCLI(LightningCLI):
             classes = self.datamodule.classes
             self.prediction_writer.write(np.zeros((0, len(classes))), classes)
 
+    def after_fit(self) -> None:
+        after_fit.finish_fit(self, self._fit_started)
+
+    def after_test(self) -> None:
+        after_fit.finish_test(self)
+
     def before_fit(self) -> None:
         # cross-fitted teacher logits are cached next to the runs, keyed by data + teacher config
         self.datamodule.default_teacher_cache_dir = str(Path(self.trainer.default_root_dir) / "teacher_cache")
         if self.model.hparams.get("calibrate") and not self.datamodule.has_split("val"):
             raise DataError("model.calibrate needs validation data: set data.val_path or data.val_fraction > 0")
         self._fit_started = time.perf_counter()
-
-    def after_fit(self) -> None:
-        """Calibrate and evaluate the best checkpoint (without checkpoints: the last epoch's weights) on validation
-        (and test) data, draw the figures, log the
-        hyperparameters with the final metrics, write ``metrics.json`` and print the summary."""
-        trainer = self.trainer
-        if trainer.interrupted:
-            return
-        train_seconds = time.perf_counter() - self._fit_started
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
-        if trainer.checkpoint_callback is None:  # --trainer.enable_checkpointing false
-            metrics["evaluated_weights"] = LAST_EPOCH
-        if best:
-            metrics["best_epoch"] = int(load_checkpoint(best).get("epoch", -1))
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # NOTE: a collective under DDP: every rank asks
-        # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
-        # metrics at the last step too, which is no point of the training curve
-        figures = self._learning_curves(log_dir)
-        if self.model.hparams.get("calibrate"):
-            metrics.update(self._calibrate(best))
-        metrics.update(self._evaluate(best or None))
-        if self.model.hparams.get("calibrate") and self.datamodule.has_split("test"):
-            metrics["test_ece_uncalibrated"] = self._uncalibrated_ece("test")
-        metrics.update(self.datamodule.teacher_metrics)
-        metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-        # NOTE: times go to their own file: metrics.json stays identical for identical runs
-        timings = {
-            "train_seconds": round(train_seconds, 3),
-            "fit_seconds": round(time.perf_counter() - self._fit_started, 3),
-        }
-        if not trainer.fast_dev_run:
-            self._figures(log_dir, figures)
-            self._log_final_hparams({**metrics, **timings})
-        if trainer.is_global_zero:
-            out = log_dir / "metrics.json"
-            atomic.write_text(out, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-            atomic.write_text(log_dir / TIMINGS_FILE, json.dumps(timings, indent=2) + "\n")
-            print_summary({**metrics, **timings})
-            print(f"metrics: {out}")
-            if trainer.checkpoint_callback is not None:
-                print(f"best checkpoint: {best or '(none)'}")
-            if isinstance(trainer.logger, TensorBoardLogger):
-                print(f"logs: {log_dir} (TensorBoard event files, figures/, config.yaml)")
-                print(f"curves: tensorboard --logdir {log_dir.parent}")
-            print(f"report: tabularnet report {log_dir}")
-
-    def after_test(self) -> None:
-        """Figures of the test split of the tested checkpoint (``tabularnet test``)."""
-        if not self.trainer.fast_dev_run and self.trainer.logger is not None:
-            self._figures(Path(self.trainer.log_dir), {}, splits=("test",))
-
-    def _calibrate(self, best: str) -> dict:
-        """Fit the temperature of the best weights on the validation split and store it in the best checkpoint."""
-        if best:
-            self.model.load_state_dict(load_checkpoint(best)["state_dict"])
-        result = self.model.calibrate_temperature(self.datamodule.unsharded_loader("val"))
-        if best and self.trainer.is_global_zero:
-            checkpoint = load_checkpoint(best)
-            checkpoint["state_dict"]["temperature"] = torch.tensor(result["temperature"])
-            atomic.torch_save(checkpoint, best)
-        self.trainer.strategy.barrier()
-        return result
-
-    def _uncalibrated_ece(self, split: str) -> float:
-        from tabularnet.reporting.run import split_probabilities
-
-        y, _, uncalibrated = split_probabilities(self.model, self.datamodule, split)
-        return expected_calibration_error(uncalibrated, y)
-
-    def _evaluate(self, ckpt_path: str | None) -> dict:
-        trainer, results = self.trainer, {}
-        for result in trainer.validate(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
-            results.update(result)
-        if self.datamodule.has_split("test"):
-            for result in trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False):
-                results.update(result)
-        return results
-
-    def _learning_curves(self, log_dir: Path) -> dict:
-        if self.trainer.fast_dev_run or not self.trainer.is_global_zero:
-            return {}
-        from tabularnet.reporting import run  # matplotlib only when figures are drawn
-
-        return run.learning_curves(log_dir, self.datamodule.teacher_metrics)
-
-    def _figures(self, log_dir: Path, figures: dict, splits: tuple[str, ...] = ("val", "test")) -> None:
-        """Add the evaluation figures of ``splits`` to ``figures``; save them and log them to TensorBoard."""
-        if not self.trainer.is_global_zero:
-            return
-        from tabularnet.reporting import run
-
-        figures = {**figures, **run.evaluation_figures(self.model, self.datamodule, splits)}
-        logger = self.trainer.logger
-        experiment = logger.experiment if isinstance(logger, TensorBoardLogger) else None
-        run.save_figures(figures, log_dir, experiment, step=self.trainer.global_step)
-
-    def _log_final_hparams(self, metrics: dict) -> None:
-        """The HParams tab: the run's hyperparameters with its final metrics (as ``hp/<metric>``)."""
-        logger = self.trainer.logger
-        if logger is None:
-            return
-        # the user's options only: not LightningCLI's internal keys (_class_path, _instantiator) nor the sizes the
-        # data linked into the model
-        params = {
-            k: v
-            for k, v in {**self.datamodule.hparams_initial, **self.model.hparams_initial}.items()
-            if not k.startswith("_") and k not in LINKED
-        }
-        final = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "epochs"}
-        logger.log_hyperparams(params, metrics=final, step=self.trainer.global_step)
-        logger.finalize("success")
-
-
-def _option_value(args: list[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def _config_from_checkpoint(ckpt_path: str) -> dict:
@@ -322,7 +191,7 @@ def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
     (written as a config file in ``folder``)."""
     if not args or args[0] not in EVAL_SUBCOMMANDS:
         return args
-    ckpt_path = _option_value(args, "--ckpt_path")
+    ckpt_path = option_value(args, "--ckpt_path")
     if ckpt_path is None or any(a in ("-c", "--config") or a.startswith("--config=") for a in args):
         return args
     config_path = Path(folder) / "checkpoint_config.yaml"
@@ -336,7 +205,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     args = list(sys.argv[1:] if args is None else args)
     with user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
         return TabularCLI(
-            TrainingMixin,
+            TabularModule,
             TabularDataModule,
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
@@ -346,10 +215,3 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
             args=_with_checkpoint_config(args, folder),
             run=run,
         )
-
-
-# `tabularnet` (tabularnet.console.main) sends what needs no Lightning (report, export, ONNX predict) elsewhere
-main = console_main
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,6 @@
-"""The ``tabularnet`` command's front: subcommands that need no Lightning run here without importing it.
-
-``report`` (HTML page of a run), ``export`` (checkpoint -> ONNX) and ``predict --ckpt_path model.onnx`` (the
-torch-free predictor) are handled here; everything else goes to the LightningCLI in :mod:`tabularnet.cli`.
-Errors users cause end every subcommand the same way: one line on stderr, exit status 2.
-"""
+"""The command line's arguments and errors: every error users cause ends the command with one line on stderr
+naming the option, file or column, and exit status 2 (``TABULARNET_DEBUG=1`` shows the traceback instead).
+Imports no Lightning: ``report``, ``export`` and ONNX ``predict`` use it too."""
 
 from __future__ import annotations
 
@@ -13,13 +10,35 @@ import os
 import re
 import sys
 import warnings
-from pathlib import Path
 from typing import NoReturn
 
 from tabularnet.data.schema import DataError, DataWarning
 
-ONNX_PREDICT_OPTIONS = ("--ckpt_path", "--data.predict_path", "--predictions_path")
-DEFAULT_PREDICTIONS_PATH = "predictions.csv"
+
+def option_value(args: list[str], name: str) -> str | None:
+    """The value of ``--name value`` or ``--name=value`` in ``args``; None when it is not there."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def option_values(args: list[str], allowed: tuple[str, ...], command: str) -> dict[str, str]:
+    """``--name value`` / ``--name=value`` pairs; anything else is a one-line error naming it."""
+    values, i = {}, 0
+    while i < len(args):
+        name, _, value = args[i].partition("=")
+        if name not in allowed:
+            raise DataError(f"{command} does not take {args[i]!r} (it takes {', '.join(allowed)})")
+        if not value:
+            if i + 1 >= len(args):
+                raise DataError(f"{command}: {name} needs a value")
+            i, value = i + 1, args[i + 1]
+        values[name] = value
+        i += 1
+    return values
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -137,90 +156,3 @@ def user_errors():
         if os.environ.get("TABULARNET_DEBUG"):
             raise
         one_line_error(error_line(err))
-
-
-def export_main(args: list[str]) -> Path:
-    """``tabularnet export --ckpt_path X --output model.onnx``."""
-    parser = OneLineParser(
-        prog="tabularnet export",
-        description="Export a checkpoint (of `tabularnet fit` or an estimator's save()) as one ONNX file: the "
-        "network with its temperature, the preprocessing and the class labels. Needs the onnx extra.",
-    )
-    parser.add_argument("--ckpt_path", required=True, help="a .ckpt of `tabularnet fit` or a file of save()")
-    parser.add_argument("--output", "-o", required=True, help="the ONNX file to write (.onnx)")
-    options = parser.parse_args(args)
-    from tabularnet.models.classifiers import load_estimator
-
-    estimator = load_estimator(options.ckpt_path)
-    path = estimator.export_onnx(options.output)
-    print(f"exported {type(estimator).__name__} ({len(estimator.classes_)} classes) to {path}")
-    return path
-
-
-def _option_values(args: list[str], allowed: tuple[str, ...], command: str) -> dict[str, str]:
-    """``--name value`` / ``--name=value`` pairs; anything else is a one-line error naming it."""
-    values, i = {}, 0
-    while i < len(args):
-        name, _, value = args[i].partition("=")
-        if name not in allowed:
-            raise DataError(f"{command} does not take {args[i]!r} (it takes {', '.join(allowed)})")
-        if not value:
-            if i + 1 >= len(args):
-                raise DataError(f"{command}: {name} needs a value")
-            i, value = i + 1, args[i + 1]
-        values[name] = value
-        i += 1
-    return values
-
-
-def onnx_predict_main(args: list[str]) -> Path:
-    """``tabularnet predict --ckpt_path model.onnx --data.predict_path new.csv [--predictions_path out.csv]``:
-    the same predictions file as from a checkpoint, computed by :class:`tabularnet.serving.Predictor`."""
-    command = "tabularnet predict (ONNX)"
-    values = _option_values(args, ONNX_PREDICT_OPTIONS, command)
-    if "--data.predict_path" not in values:
-        raise DataError(f"{command}: --data.predict_path (the table to predict) is required")
-    from tabularnet.data.sources import write_table
-    from tabularnet.serving import Predictor
-
-    frame = Predictor(values["--ckpt_path"]).predict_frame(values["--data.predict_path"])
-    path = Path(values.get("--predictions_path") or DEFAULT_PREDICTIONS_PATH)
-    write_table(frame, path)
-    print(f"wrote {len(frame)} predictions to {path}")
-    return path
-
-
-def _ckpt_path(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == "--ckpt_path" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--ckpt_path="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def main(args: list[str] | None = None) -> None:
-    """Entry point of ``tabularnet``; ``args`` defaults to ``sys.argv[1:]``."""
-    args = list(sys.argv[1:] if args is None else args)
-    command = args[0] if args else None
-    if command == "report":  # not a Lightning subcommand: no model, data or trainer
-        from tabularnet.reporting.report import report_main
-
-        with user_errors():
-            report_main(args[1:])
-        return
-    if command == "export":
-        with user_errors():
-            export_main(args[1:])
-        return
-    if command == "predict" and str(_ckpt_path(args) or "").endswith(".onnx"):
-        with user_errors():
-            onnx_predict_main(args[1:])
-        return
-    from tabularnet.cli import build_cli
-
-    build_cli(args)
-
-
-if __name__ == "__main__":
-    main()
