@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tabularnet import atomic
 from tabularnet.data.schema import DataError
-from tabularnet.reporting.summary import COLUMNS, METRIC_NAMES, run_facts
+from tabularnet.reporting.summary import metrics_grid, run_facts
 
 FIGURE_ORDER = (
     "learning_curves",
@@ -63,17 +63,14 @@ def run_figures(run_dir: Path) -> dict[str, bytes]:
 
 
 def _metrics_table(metrics: dict) -> str:
-    columns = [(prefix, title) for prefix, title in COLUMNS if any(prefix + m in metrics for m in METRIC_NAMES)]
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
-    rows = []
-    for name in METRIC_NAMES:
-        if any(prefix + name in metrics for prefix, _ in columns):
-            cells = "".join(
-                f'<td class="num">{metrics[p + name]:.4f}</td>' if p + name in metrics else "<td></td>"
-                for p, _ in columns
-            )
-            rows.append(f"<tr><th>{name}</th>{cells}</tr>")
-    return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
+    """:func:`~tabularnet.reporting.summary.metrics_grid` as HTML."""
+    titles, rows = metrics_grid(metrics)
+    head = "".join(f"<th>{html.escape(title)}</th>" for title in titles)
+    body = "".join(
+        f"<tr><th>{name}</th>" + "".join(f'<td class="num">{cell}</td>' for cell in cells) + "</tr>"
+        for name, cells in rows
+    )
+    return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"
 
 
 def _all_metrics(metrics: dict) -> str:

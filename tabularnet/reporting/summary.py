@@ -17,18 +17,28 @@ COLUMNS = (
 )
 
 
-def summary_table(metrics: dict) -> Table:
-    """Rows: metrics; columns: validation, test and (when distilling) the teacher's validation and test."""
+def metrics_grid(metrics: dict) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The one metrics table of a run, for the terminal and the HTML report: column titles (validation, test and,
+    when distilling, the teacher's) and one row per metric, ``(name, cells)``, cells formatted, ``""`` if absent."""
     columns = [(prefix, title) for prefix, title in COLUMNS if any(prefix + m in metrics for m in METRIC_NAMES)]
+    rows = [
+        (name, [f"{metrics[prefix + name]:.4f}" if prefix + name in metrics else "" for prefix, _ in columns])
+        for name in METRIC_NAMES
+        if any(prefix + name in metrics for prefix, _ in columns)
+    ]
+    return [title for _, title in columns], rows
+
+
+def summary_table(metrics: dict) -> Table:
+    """:func:`metrics_grid` as a Rich table, titled by the weights it evaluated."""
+    titles, rows = metrics_grid(metrics)
     title = "last epoch's weights" if metrics.get("evaluated_weights") == LAST_EPOCH else "best checkpoint"
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
-    for _, title in columns:
-        table.add_column(title, justify="right")
-    for name in METRIC_NAMES:
-        if any(prefix + name in metrics for prefix, _ in columns):
-            cells = [f"{metrics[prefix + name]:.4f}" if prefix + name in metrics else "" for prefix, _ in columns]
-            table.add_row(name, *cells)
+    for column in titles:
+        table.add_column(column, justify="right")
+    for name, cells in rows:
+        table.add_row(name, *cells)
     return table
 
 
