@@ -305,3 +305,27 @@ def test_a_fitted_state_has_every_key_transform_reads(table):
     state = Preprocessor().fit(table, schema).state_dict()
     keys = {"scaling", "na_values", "schema", "numeric", "categorical", "hashed", "classes", "class_counts"}
     assert keys <= set(state)
+
+
+@pytest.mark.parametrize(
+    ("part", "named"),
+    [("temperature", "temperature"), ("_class_path", "_class_path"), ("TabularDataModule", "preprocessing")],
+)
+def test_a_model_checkpoint_missing_a_part_is_refused_naming_it(table_files, tmp_path, capsys, part, named):
+    """No defaults for what older versions did not write: predict and load() refuse, in one line, naming it."""
+    from tabularnet.cli import main
+    from tabularnet.models import MLPClassifier
+
+    df = pd.read_csv(table_files["train"])
+    model = MLPClassifier(hidden_dims=[4], training={"epochs": 1}).fit(df.drop(columns="target"), df["target"])
+    model.save(tmp_path / "model.ckpt")
+    checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    section = {"temperature": "state_dict", "_class_path": "hyper_parameters"}.get(part)
+    del (checkpoint[section] if section else checkpoint)[part]
+    torch.save(checkpoint, tmp_path / "partial.ckpt")
+    with pytest.raises(DataError, match=f"not a tabularnet model checkpoint: it has no .*{named}"):
+        MLPClassifier.load(tmp_path / "partial.ckpt")
+    with pytest.raises(SystemExit):
+        main(["predict", f"--ckpt_path={tmp_path / 'partial.ckpt'}", f"--data.predict_path={table_files['predict']}"])
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err

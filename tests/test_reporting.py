@@ -155,7 +155,7 @@ def test_predict_from_checkpoint_alone_applies_the_temperature(calibrated_run, t
     best = json.loads((calibrated_run[0] / "metrics.json").read_text())["best_checkpoint"]
     checkpoint = torch.load(best, weights_only=True)
     temperature = float(checkpoint["state_dict"]["temperature"])
-    del checkpoint["state_dict"]["temperature"]  # as in checkpoints written before calibration existed: T = 1
+    checkpoint["state_dict"]["temperature"] = torch.ones(())  # the same weights, uncalibrated
     torch.save(checkpoint, tmp_path / "uncalibrated.ckpt")
     for name, path in (("calibrated", best), ("uncalibrated", tmp_path / "uncalibrated.ckpt")):
         main(

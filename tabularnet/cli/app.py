@@ -25,7 +25,7 @@ from tabularnet._quiet import quiet_lightning
 from tabularnet.cli import after_fit
 from tabularnet.cli.after_fit import LINKED
 from tabularnet.cli.arguments import argument_error_line, error_line, one_line_error, option_value, user_errors
-from tabularnet.data.checkpoint import load_checkpoint
+from tabularnet.data.checkpoint import load_model_checkpoint
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.schema import DataError
 from tabularnet.lightning_private import NoCheckpointHyperparametersMixin
@@ -175,11 +175,9 @@ class TabularCLI(NoCheckpointHyperparametersMixin, LightningCLI):
 
 def _config_from_checkpoint(ckpt_path: str) -> dict:
     """The model and data configuration stored in a checkpoint (sizes come back through the links)."""
-    checkpoint = load_checkpoint(ckpt_path)
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
-    class_path = hparams.pop("_class_path", None)
-    if class_path is None:
-        raise DataError(f"{ckpt_path}: the checkpoint does not say which model it holds (no _class_path)")
+    checkpoint = load_model_checkpoint(ckpt_path)
+    hparams = dict(checkpoint["hyper_parameters"])
+    class_path = hparams.pop("_class_path")
     init_args = {k: v for k, v in hparams.items() if not k.startswith("_") and k not in LINKED}
     data_args = {k: v for k, v in checkpoint.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
     data_args["preprocessing_path"] = ckpt_path

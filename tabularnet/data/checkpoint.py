@@ -33,3 +33,18 @@ def _datamodule_state(checkpoint: dict, path) -> dict:
     if "preprocessing" in checkpoint.get(DATAMODULE_KEY, {}):
         return checkpoint[DATAMODULE_KEY]
     raise DataError(f"{path}: the checkpoint holds no tabularnet preprocessing state")
+
+
+def load_model_checkpoint(path: str | Path) -> dict:
+    """A checkpoint that holds a whole model, as ``tabularnet fit`` and ``save()`` write it: the model's class, the
+    weights with the fitted temperature, the preprocessing. Anything less is a DataError naming what is missing."""
+    checkpoint = load_checkpoint(path)
+    parts = {
+        "the model's class (_class_path)": "_class_path" in checkpoint.get("hyper_parameters", {}),
+        "temperature in its state_dict": "temperature" in checkpoint.get("state_dict", {}),
+        "preprocessing state": "preprocessing" in checkpoint.get(DATAMODULE_KEY, {}),
+    }
+    missing = [name for name, present in parts.items() if not present]
+    if missing:
+        raise DataError(f"{path}: not a tabularnet model checkpoint: it has no {', '.join(missing)}")
+    return checkpoint

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tabularnet.data.checkpoint import load_checkpoint
+from tabularnet.data.checkpoint import load_model_checkpoint
 from tabularnet.data.schema import DataError
 from tabularnet.models.estimators import EstimatorOptions, TabularEstimator
 from tabularnet.nn import MLP, FTTransformer
@@ -37,7 +37,7 @@ ESTIMATORS = (MLPClassifier, TransformerClassifier)
 
 def load_estimator(path: str | Path) -> TabularEstimator:
     """The estimator of a file written by ``save()`` or a ``tabularnet fit`` checkpoint, whichever model it holds."""
-    class_path = load_checkpoint(path).get("hyper_parameters", {}).get("_class_path", "")
+    class_path = load_model_checkpoint(path)["hyper_parameters"]["_class_path"]
     for cls in ESTIMATORS:
         if class_path.endswith(cls.module_name):
             return cls.load(path)

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from tabularnet import atomic
 from tabularnet._quiet import quiet_lightning
-from tabularnet.data.checkpoint import DATAMODULE_KEY, load_checkpoint
+from tabularnet.data.checkpoint import DATAMODULE_KEY, load_checkpoint, load_model_checkpoint
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import (
@@ -384,7 +384,7 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | Path):
         """Load a model written by :meth:`save` or a ``tabularnet fit`` checkpoint."""
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_model_checkpoint(path)
         hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
         class_path = checkpoint["hyper_parameters"].get("_class_path", "")
         if not class_path.endswith(cls.module_name):
@@ -400,7 +400,7 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
             reason = str(err).splitlines()[0]
             raise DataError(f"{path}: the weights do not fit a {cls.module_name} ({reason})") from None
         estimator.net_, estimator.hparams_ = net.eval(), hparams
-        estimator.temperature_ = float(checkpoint["state_dict"].get("temperature", 1.0))
+        estimator.temperature_ = float(checkpoint["state_dict"]["temperature"])
         estimator.preprocessing_ = checkpoint[DATAMODULE_KEY]["preprocessing"]
         estimator.classes_ = np.asarray(estimator.preprocessing_["classes"])
         schema = estimator.preprocessing_["schema"]

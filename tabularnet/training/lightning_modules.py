@@ -81,11 +81,6 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
         :meth:`calibrate_temperature`)."""
         return calibrated_probabilities(self.net(batch["x_num"], batch["x_cat"]), self.temperature)
 
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        # checkpoints written before calibration existed have no temperature: they are uncalibrated (T = 1)
-        state_dict = {"temperature": torch.ones(()), **state_dict}
-        return super().load_state_dict(state_dict, strict=strict, **kwargs)
-
     # --------------------------------------------------------------- calibration
     def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
         """Uncalibrated logits ``(n, n_classes)`` and labels ``(n,)`` of every batch of ``loader`` (eval mode)."""
