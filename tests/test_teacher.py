@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import make_table
 
 from tabularnet.data.datamodule import TabularDataModule
@@ -43,7 +44,10 @@ def test_every_training_row_gets_logits_from_a_teacher_that_never_saw_it(tmp_pat
     assert logits.shape == (len(dm.split_tensors("train")["y"]), 2)
     assert (logits.argmax(1) == 1).all()  # "unseen" for every row: out-of-fold
     # the teacher measured on validation never saw validation rows either
-    assert dm.teacher_metrics["teacher_val_acc"] == pytest.approx((dm._frames["val"]["target"] == "yes").mean())
+    probs, y = dm.teacher_evaluations["val"]
+    assert (probs.argmax(1) == 1).all() and (y == 1).mean() == pytest.approx(
+        (dm._frames["val"]["target"] == "yes").mean()
+    )
 
 
 def test_folds_are_stratified_and_cover_every_row():
@@ -102,3 +106,20 @@ def test_probabilities_become_logits_and_logits_stay():
     np.testing.assert_allclose(as_logits(probs), np.log(probs))
     logits = np.array([[2.0, -1.0], [0.0, 3.0]])
     np.testing.assert_allclose(as_logits(logits), logits)
+
+
+def test_teacher_metrics_are_the_students_metrics(tmp_path):
+    """The teacher is measured by the code that measures the student: the same five metrics, the same values."""
+    from tabularnet.cli.after_fit import teacher_metrics
+    from tabularnet.training.metrics import classification_metrics
+
+    dm = datamodule(tmp_path, teacher_folds=3)
+    dm.split_tensors("train")
+    metrics = teacher_metrics(dm)
+    for split in ("val",):
+        probs, y = dm.teacher_evaluations[split]
+        student_code = classification_metrics(2, f"teacher_{split}_")
+        student_code.update(torch.as_tensor(probs, dtype=torch.float32), torch.as_tensor(y))
+        expected = {name: float(value) for name, value in student_code.compute().items()}
+        assert set(expected) == {f"teacher_{split}_{m}" for m in ("acc", "auroc", "f1_macro", "logloss", "ece")}
+        assert metrics == pytest.approx(expected)

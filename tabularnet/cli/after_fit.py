@@ -16,6 +16,7 @@ from tabularnet import atomic
 from tabularnet.data.checkpoint import load_checkpoint
 from tabularnet.reporting.summary import LAST_EPOCH, print_summary
 from tabularnet.training.calibration import expected_calibration_error
+from tabularnet.training.metrics import table_metrics
 
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
 TIMINGS_FILE = "timings.json"
@@ -38,13 +39,14 @@ def finish_fit(cli, started: float) -> None:
     log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # NOTE: a collective under DDP: every rank asks
     # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
     # metrics at the last step too, which is no point of the training curve
-    figures = learning_curves(cli, log_dir)
+    teacher = teacher_metrics(cli.datamodule)
+    figures = learning_curves(cli, log_dir, teacher)
     if cli.model.hparams.get("calibrate"):
         metrics.update(calibrate(cli, best))
     metrics.update(evaluate(cli, best or None))
     if cli.model.hparams.get("calibrate") and cli.datamodule.has_split("test"):
         metrics["test_ece_uncalibrated"] = uncalibrated_ece(cli, "test")
-    metrics.update(cli.datamodule.teacher_metrics)
+    metrics.update(teacher)
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
     # NOTE: times go to their own file: metrics.json stays identical for identical runs
     timings = {
@@ -104,12 +106,21 @@ def evaluate(cli, ckpt_path: str | None) -> dict:
     return results
 
 
-def learning_curves(cli, log_dir: Path) -> dict:
+def teacher_metrics(datamodule) -> dict[str, float]:
+    """``teacher_{val,test}_*``: the teacher's metrics, computed as the student's (:func:`table_metrics`)."""
+    return {
+        name: value
+        for split, (probs, y) in datamodule.teacher_evaluations.items()
+        for name, value in table_metrics(probs, y, f"teacher_{split}_").items()
+    }
+
+
+def learning_curves(cli, log_dir: Path, teacher: dict) -> dict:
     if cli.trainer.fast_dev_run or not cli.trainer.is_global_zero:
         return {}
     from tabularnet.reporting import run  # matplotlib only when figures are drawn
 
-    return run.learning_curves(log_dir, cli.datamodule.teacher_metrics)
+    return run.learning_curves(log_dir, teacher)
 
 
 def draw_figures(cli, log_dir: Path, figures: dict, splits: tuple[str, ...] = ("val", "test")) -> None:

@@ -145,7 +145,8 @@ class TabularData:
         if teacher is not None:
             build_teacher(teacher)  # fail now, not after reading the data
         check_streaming_options(self.hparams)
-        self.teacher_metrics: dict[str, float] = {}
+        # split -> (teacher probabilities, label indices) on val/test, with data.teacher (tabularnet.cli measures them)
+        self.teacher_evaluations: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.default_teacher_cache_dir: str | None = None  # set by `tabularnet fit` to <default_root_dir>/...
         self.preprocessor = Preprocessor(
             scaling,
@@ -288,7 +289,7 @@ class TabularData:
             splits = ("val", "test")
             return {s: (f[features], f[hp.target].to_numpy()) for s in splits if (f := self._frame(s)) is not None}
 
-        logits, self.teacher_metrics = cached_teacher_logits(
+        logits, self.teacher_evaluations = cached_teacher_logits(
             hp.teacher, train, self.classes, evaluations, features=features, target=hp.target,
             weight_column=hp.weight_column, sample_weight=self._sample_weight(train), folds=hp.teacher_folds,
             seed=hp.seed, cache_dir=Path(hp.teacher_cache_dir or self.default_teacher_cache_dir or ".tabularnet_cache"),

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from tabularnet import atomic
 from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError, check_known_keys
 from tabularnet.data.sources import read_table
@@ -103,23 +101,21 @@ def cross_fit_logits(
     return logits
 
 
-def teacher_metrics(
+def teacher_evaluations(
     spec: dict, train: tuple, evaluations: dict[str, tuple], classes: list, sample_weight: np.ndarray | None = None
-) -> dict[str, float]:
-    """Fit one teacher on the whole training split (with ``sample_weight`` when given); its acc/auroc/logloss on
-    each evaluation split (unweighted)."""
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fit one teacher on the whole training split (with ``sample_weight`` when given) and give, per evaluation
+    split, its class probabilities ``(n, n_classes)`` and the labels as class indices (the metrics are the
+    student's, computed from these by the command line)."""
     teacher = build_teacher(spec)
     teacher.fit(*train, **_weighted(sample_weight, slice(None)))
-    metrics = {}
+    result = {}
     for split, (X, y) in evaluations.items():
         probs = np.exp(probs_to_logits(teacher.predict_proba(X), teacher.classes_, classes)).astype(np.float64)
         probs /= probs.sum(1, keepdims=True)  # float32 teachers' rows sum to 1 only up to rounding
-        y_index = np.searchsorted(np.asarray(classes, dtype=object), np.asarray(y, dtype=object))
-        metrics[f"teacher_{split}_acc"] = float(accuracy_score(y_index, probs.argmax(1)))
-        metrics[f"teacher_{split}_logloss"] = float(log_loss(y_index, probs, labels=range(len(classes))))
-        if len(classes) == 2:
-            metrics[f"teacher_{split}_auroc"] = float(roc_auc_score(y_index, probs[:, 1]))
-    return metrics
+        index = {label: i for i, label in enumerate(classes)}
+        result[split] = (probs, np.array([index[label] for label in np.asarray(y, dtype=object)], dtype=np.int64))
+    return result
 
 
 def cache_key(spec: dict, train: pd.DataFrame, folds: int, seed: int) -> str:
@@ -131,17 +127,26 @@ def cache_key(spec: dict, train: pd.DataFrame, folds: int, seed: int) -> str:
 
 
 def load_cached(folder: Path, key: str) -> tuple[np.ndarray, dict] | None:
-    logits_path, meta_path = folder / f"teacher-{key}.npy", folder / f"teacher-{key}.json"
-    if logits_path.is_file() and meta_path.is_file():
-        return np.load(logits_path, allow_pickle=False), json.loads(meta_path.read_text())
+    logits_path, eval_path = folder / f"teacher-{key}.npy", folder / f"teacher-{key}-eval.npz"
+    if logits_path.is_file() and eval_path.is_file():
+        with np.load(eval_path, allow_pickle=False) as saved:
+            splits = {name.rsplit("_", 1)[0] for name in saved.files}
+            evaluations = {split: (saved[f"{split}_probs"], saved[f"{split}_y"]) for split in splits}
+        return np.load(logits_path, allow_pickle=False), evaluations
     return None
 
 
-def save_cached(folder: Path, key: str, logits: np.ndarray, metrics: dict) -> None:
-    # NOTE: the logits first, the metrics last: load_cached needs both, so a killed writer leaves no half entry
+def save_cached(folder: Path, key: str, logits: np.ndarray, evaluations: dict) -> None:
+    # NOTE: the logits first, the evaluations last: load_cached needs both, so a killed writer leaves no half entry
     with atomic_path(folder / f"teacher-{key}.npy") as tmp:
         np.save(tmp, logits, allow_pickle=False)
-    atomic.write_text(folder / f"teacher-{key}.json", json.dumps(metrics, indent=2))
+    arrays = {
+        f"{split}_{part}": value
+        for split, (probs, y) in evaluations.items()
+        for part, value in (("probs", probs), ("y", y))
+    }
+    with atomic_path(folder / f"teacher-{key}-eval.npz") as tmp, open(tmp, "wb") as file:
+        np.savez(file, **arrays)
 
 
 def cached_teacher_logits(
@@ -157,10 +162,11 @@ def cached_teacher_logits(
     folds: int,
     seed: int,
     cache_dir: Path,
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Cross-fitted logits of the teacher ``spec`` for the rows of ``train`` and its metrics on the evaluation
-    splits, from the cache in ``cache_dir`` (keyed by the rows, the spec and the cross-fitting settings), else
-    computed and cached. ``evaluations()`` gives ``{split: (X, y)}``, called only when the cache misses."""
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Cross-fitted logits of the teacher ``spec`` for the rows of ``train`` and its probabilities on the
+    evaluation splits (:func:`teacher_evaluations`), from the cache in ``cache_dir`` (keyed by the rows, the spec
+    and the cross-fitting settings), else computed and cached. ``evaluations()`` gives ``{split: (X, y)}``, called
+    only when the cache misses."""
     X, y = train[features], train[target].to_numpy()
     keyed = [*features, target, *([weight_column] if sample_weight is not None else [])]
     key = cache_key(spec, train[keyed], folds, seed)
@@ -168,9 +174,9 @@ def cached_teacher_logits(
     if cached is not None:
         return cached
     logits = cross_fit_logits(spec, X, y, classes, folds=folds, seed=seed, sample_weight=sample_weight)
-    metrics = teacher_metrics(spec, (X, y), evaluations(), classes, sample_weight=sample_weight)
-    save_cached(cache_dir, key, logits, metrics)
-    return logits, metrics
+    evaluated = teacher_evaluations(spec, (X, y), evaluations(), classes, sample_weight=sample_weight)
+    save_cached(cache_dir, key, logits, evaluated)
+    return logits, evaluated
 
 
 def read_teacher_logits(path: str, n_rows: int) -> np.ndarray:

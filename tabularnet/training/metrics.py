@@ -21,8 +21,8 @@ class LogLoss(Metric):
 
     full_state_update = False
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
@@ -52,8 +52,8 @@ class WeightedF1Macro(Metric):
 
     full_state_update = False
 
-    def __init__(self, n_classes: int) -> None:
-        super().__init__()
+    def __init__(self, n_classes: int, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.n_classes = n_classes
         self.add_state(
             "confusion", default=torch.zeros(n_classes * n_classes, dtype=torch.float64), dist_reduce_fx="sum"
@@ -96,8 +96,8 @@ class WeightedAUROC(Metric):
 
     full_state_update = False
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         for name in ("probs", "y", "weight"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
@@ -138,31 +138,41 @@ class ExpectedCalibrationError(Metric):
         return (gap.sum() / self.count.sum().clamp(min=1)).float()
 
 
-def classification_metrics(n_classes: int, prefix: str, *, weighted: bool = False) -> MetricCollection:
+def classification_metrics(n_classes: int, prefix: str, *, weighted: bool = False, **options) -> MetricCollection:
     """``{prefix}acc``, ``{prefix}auroc`` (binary, or macro one-vs-rest), ``{prefix}f1_macro``, ``{prefix}logloss``,
     ``{prefix}ece`` (expected calibration error, 15 bins).
 
     All take ``(probabilities, y)``; with two classes the macro one-vs-rest AUROC equals the binary AUROC.
     ``weighted``: the same five metrics with per-row sample weights, updated with ``(probabilities, y, weight=w)``.
+    ``options``: torchmetrics' metric options (e.g. ``sync_on_compute=False``).
     """
     if weighted:
         return MetricCollection(
             {
-                "acc": WeightedAccuracy(),
-                "auroc": WeightedAUROC(),
-                "f1_macro": WeightedF1Macro(n_classes),
-                "logloss": LogLoss(),
-                "ece": ExpectedCalibrationError(),
+                "acc": WeightedAccuracy(**options),
+                "auroc": WeightedAUROC(**options),
+                "f1_macro": WeightedF1Macro(n_classes, **options),
+                "logloss": LogLoss(**options),
+                "ece": ExpectedCalibrationError(**options),
             },
             prefix=prefix,
         )
     return MetricCollection(
         {
-            "acc": MulticlassAccuracy(n_classes, average="micro"),
-            "auroc": MulticlassAUROC(n_classes, average="macro"),
-            "f1_macro": MulticlassF1Score(n_classes, average="macro"),
-            "logloss": LogLoss(),
-            "ece": ExpectedCalibrationError(),
+            "acc": MulticlassAccuracy(n_classes, average="micro", **options),
+            "auroc": MulticlassAUROC(n_classes, average="macro", **options),
+            "f1_macro": MulticlassF1Score(n_classes, average="macro", **options),
+            "logloss": LogLoss(**options),
+            "ece": ExpectedCalibrationError(**options),
         },
         prefix=prefix,
     )
+
+
+def table_metrics(probs, y, prefix: str) -> dict[str, float]:
+    """The validation/test metrics (:func:`classification_metrics`) of one table of class probabilities ``(n, K)``
+    and labels (class indices), in this process only (the teacher's, measured on every rank alike)."""
+    probs, y = torch.as_tensor(probs, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
+    metrics = classification_metrics(probs.shape[1], prefix, sync_on_compute=False)
+    metrics.update(probs, y)
+    return {name: float(value) for name, value in metrics.compute().items()}
