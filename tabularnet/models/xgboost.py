@@ -15,7 +15,7 @@ from tabularnet import atomic
 from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError
 from tabularnet.data.teacher import cross_fit_logits
-from tabularnet.models.estimators import as_frame
+from tabularnet.models.inputs import as_frame
 
 
 def _as_xgb_frame(X, categories: dict | None = None) -> pd.DataFrame:
