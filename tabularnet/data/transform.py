@@ -86,9 +86,11 @@ _F = [1.0, 0.59983220655588793769, 0.13692988092273580531, 0.0148753612908506148
 
 
 def _poly(coefficients: list[float], x: np.ndarray) -> np.ndarray:
-    result = np.zeros_like(x)
-    for c in reversed(coefficients):
-        result = result * x + c
+    """``sum(c_k x^k)`` by Horner's rule, in place (one array for the whole evaluation)."""
+    result = np.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        np.multiply(result, x, out=result)
+        result += c
     return result
 
 
@@ -98,13 +100,23 @@ def normal_quantile(p: np.ndarray) -> np.ndarray:
     q = p - 0.5
     out = np.empty_like(p)
     central = np.abs(q) <= 0.425
-    r = 0.180625 - q[central] ** 2
-    out[central] = q[central] * _poly(_A, r) / _poly(_B, r)
+    qc = q[central]
+    r = 0.180625 - qc * qc
+    values = _poly(_A, r)
+    values *= qc
+    values /= _poly(_B, r)
+    out[central] = values
     tail = ~central
-    r = np.sqrt(-np.log(np.minimum(p[tail], 1 - p[tail])))
-    near = r <= 5.0
-    values = np.where(near, _poly(_C, r - 1.6) / _poly(_D, r - 1.6), _poly(_E, r - 5.0) / _poly(_F, r - 5.0))
-    out[tail] = np.where(q[tail] < 0, -values, values)
+    if tail.any():
+        pt = p[tail]
+        r = np.sqrt(-np.log(np.minimum(pt, 1 - pt)))
+        near, values = r <= 5.0, np.empty_like(r)
+        for mask, shift, numerator, denominator in ((near, 1.6, _C, _D), (~near, 5.0, _E, _F)):
+            if mask.any():
+                x = r[mask] - shift
+                values[mask] = _poly(numerator, x) / _poly(denominator, x)
+        np.negative(values, out=values, where=q[tail] < 0)
+        out[tail] = values
     return out
 
 
@@ -113,6 +125,10 @@ def scale_numeric(values: np.ndarray, stats: dict, scaling: str) -> np.ndarray:
     if scaling == "standard":
         return (values - stats["mean"]) / stats["std"]
     if scaling == "quantile":
+        # NOTE: computed once per distinct value (most numeric columns repeat their values: ages, counts, codes)
+        codes, uniques = pd.factorize(values)
+        if len(uniques) < len(values) // 2:
+            return scale_numeric(np.asarray(uniques, dtype=np.float64), stats, scaling)[codes]
         quantiles = np.asarray(stats["quantiles"])
         # NOTE: averaging the left and right interpolation handles repeated quantiles (many zeros).
         ranks = np.linspace(0, 1, quantiles.size)
