@@ -152,14 +152,18 @@ def transform_table(state: dict, df: pd.DataFrame, *, source: str = "table") -> 
     extra = [str(c) for c in df.columns if c not in known and not str(c).startswith("__")]
     if extra:
         warn(f"{source}: ignoring column(s) not seen in training: {', '.join(map(repr, extra))}")
-    columns, indicators = [], []
-    for name, stats in state["numeric"].items():
+    numeric = state["numeric"]
+    n_indicators = sum(bool(stats["indicator"]) for stats in numeric.values())
+    # NOTE: written column by column into one float32 array (scaled in float64 first): no stack, no copy
+    x_num = np.empty((len(df), len(numeric) + n_indicators), dtype=np.float32)
+    indicator = len(numeric)
+    for i, (name, stats) in enumerate(numeric.items()):
         values = check_numeric(df[name], name=name, source=source)
         missing = np.isnan(values)
-        columns.append(scale_numeric(np.where(missing, stats["median"], values), stats, state["scaling"]))
+        x_num[:, i] = scale_numeric(np.where(missing, stats["median"], values), stats, state["scaling"])
         if stats["indicator"]:
-            indicators.append(missing.astype(np.float64))
-    x_num = np.stack(columns + indicators, axis=1) if columns else np.zeros((len(df), 0))
+            x_num[:, indicator] = missing
+            indicator += 1
     hashed = state["hashed"]
     codes = [
         hash_codes(df[name], hashed[name])
@@ -168,7 +172,7 @@ def transform_table(state: dict, df: pd.DataFrame, *, source: str = "table") -> 
         for name in schema.categorical
     ]
     x_cat = np.stack(codes, axis=1) if codes else np.zeros((len(df), 0), dtype=np.int64)
-    return x_num.astype(np.float32), x_cat.astype(np.int64)
+    return x_num, x_cat
 
 
 def predictions_frame(probs: np.ndarray, classes: list) -> pd.DataFrame:
