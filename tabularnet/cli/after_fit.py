@@ -34,16 +34,20 @@ def finish_fit(cli, started: float) -> None:
     metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
     if trainer.checkpoint_callback is None:  # --trainer.enable_checkpointing false
         metrics["evaluated_weights"] = LAST_EPOCH
-    if best:
-        metrics["best_epoch"] = int(load_checkpoint(best).get("epoch", -1))
+    # NOTE: the best checkpoint is read once: its epoch, its weights (evaluated below) and, when calibrating, the
+    # state the temperature is written into
+    best_checkpoint = load_checkpoint(best) if best else None
+    if best_checkpoint is not None:
+        metrics["best_epoch"] = int(best_checkpoint.get("epoch", -1))
+        cli.model.load_state_dict(best_checkpoint["state_dict"])
     log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # NOTE: a collective under DDP: every rank asks
     # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
     # metrics at the last step too, which is no point of the training curve
     teacher = teacher_metrics(cli.datamodule)
     figures = learning_curves(cli, log_dir, teacher)
     if cli.model.hparams.get("calibrate"):
-        metrics.update(calibrate(cli, best))
-    metrics.update(evaluate(cli, best or None))
+        metrics.update(calibrate(cli, best, best_checkpoint))
+    metrics.update(evaluate(cli))
     if cli.model.hparams.get("calibrate") and cli.datamodule.has_split("test"):
         metrics["test_ece_uncalibrated"] = uncalibrated_ece(cli, "test")
     metrics.update(teacher)
@@ -76,13 +80,11 @@ def finish_test(cli) -> None:
         draw_figures(cli, Path(cli.trainer.log_dir), {}, splits=("test",))
 
 
-def calibrate(cli, best: str) -> dict:
-    """Fit the temperature of the best weights on the validation split and store it in the best checkpoint."""
-    if best:
-        cli.model.load_state_dict(load_checkpoint(best)["state_dict"])
+def calibrate(cli, best: str, checkpoint: dict | None) -> dict:
+    """Fit the temperature of the model's weights (the best checkpoint's, loaded) on the validation split and
+    store it in the best ``checkpoint`` (its file ``best``)."""
     result = cli.model.calibrate_temperature(cli.datamodule.unsharded_loader("val"))
-    if best and cli.trainer.is_global_zero:
-        checkpoint = load_checkpoint(best)
+    if checkpoint is not None and cli.trainer.is_global_zero:
         checkpoint["state_dict"]["temperature"] = torch.tensor(result["temperature"])
         atomic.torch_save(checkpoint, best)
     cli.trainer.strategy.barrier()
@@ -96,12 +98,13 @@ def uncalibrated_ece(cli, split: str) -> float:
     return expected_calibration_error(uncalibrated, y)
 
 
-def evaluate(cli, ckpt_path: str | None) -> dict:
+def evaluate(cli) -> dict:
+    """The model's metrics (it holds the best checkpoint's weights, or the last epoch's) on validation and test."""
     trainer, results = cli.trainer, {}
-    for result in trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, verbose=False):
+    for result in trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False):
         results.update(result)
     if cli.datamodule.has_split("test"):
-        for result in trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, verbose=False):
+        for result in trainer.test(cli.model, datamodule=cli.datamodule, verbose=False):
             results.update(result)
     return results
 
