@@ -16,9 +16,8 @@ from tabularnet import atomic
 from tabularnet.data.checkpoint import load_checkpoint
 from tabularnet.reporting.summary import LAST_EPOCH, print_summary
 from tabularnet.training.calibration import expected_calibration_error
-from tabularnet.training.metrics import table_metrics
 
-LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts")
+LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts", "task_type", "target_scaling")
 TIMINGS_FILE = "timings.json"
 
 
@@ -43,7 +42,7 @@ def finish_fit(cli, started: float) -> None:
     log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # NOTE: a collective under DDP: every rank asks
     # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
     # metrics at the last step too, which is no point of the training curve
-    teacher = teacher_metrics(cli.datamodule)
+    teacher = teacher_metrics(cli.datamodule, cli.model.task)
     figures = learning_curves(cli, log_dir, teacher)
     if cli.model.hparams.get("calibrate"):
         metrics.update(calibrate(cli, best, best_checkpoint))
@@ -109,12 +108,12 @@ def evaluate(cli) -> dict:
     return results
 
 
-def teacher_metrics(datamodule) -> dict[str, float]:
-    """``teacher_{val,test}_*``: the teacher's metrics, computed as the student's (:func:`table_metrics`)."""
+def teacher_metrics(datamodule, task) -> dict[str, float]:
+    """``teacher_{val,test}_*``: the teacher's metrics, computed as the student's (the task's ``table_metrics``)."""
     return {
         name: value
-        for split, (probs, y) in datamodule.teacher_evaluations.items()
-        for name, value in table_metrics(probs, y, f"teacher_{split}_").items()
+        for split, (outputs, y) in datamodule.teacher_evaluations.items()
+        for name, value in task.table_metrics(outputs, y, f"teacher_{split}_", datamodule.target_scaling).items()
     }
 
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import NoReturn, Optional
 
-import numpy as np
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
@@ -35,6 +34,7 @@ from tabularnet.training.lightning_callbacks import (
     PredictionWriter,
     RunLogger,
     default_progress_bar,
+    empty_predictions,
     resume_target,
 )
 from tabularnet.training.lightning_modules import TabularModule
@@ -157,7 +157,7 @@ class TabularCLI(NoCheckpointHyperparametersMixin, LightningCLI):
         # an empty table gets a predictions file with the header only.
         if not self.prediction_writer.written and self.trainer.is_global_zero:
             classes = self.datamodule.classes
-            self.prediction_writer.write(np.zeros((0, len(classes))), classes)
+            self.prediction_writer.write(empty_predictions(classes), classes)
 
     def after_fit(self) -> None:
         after_fit.finish_fit(self, self._fit_started)

@@ -12,7 +12,7 @@ import sys
 import warnings
 from typing import NoReturn
 
-from tabularnet.data.schema import DataError, DataWarning
+from tabularnet.data.schema import DataError, DataNote, DataWarning
 
 
 def option_value(args: list[str], name: str) -> str | None:
@@ -138,7 +138,9 @@ _default_showwarning = warnings.showwarning
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Data warnings as one line, like the errors; anything else as Python shows it."""
-    if issubclass(category, DataWarning):
+    if issubclass(category, DataNote):
+        print(f"tabularnet: {message}", file=sys.stderr)
+    elif issubclass(category, DataWarning):
         print(f"tabularnet: warning: {message}", file=sys.stderr)
     else:
         _default_showwarning(message, category, filename, lineno, file, line)

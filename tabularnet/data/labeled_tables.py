@@ -26,6 +26,7 @@ from tabularnet.data.schema import (
     mark_missing,
 )
 from tabularnet.data.sources import dataset_files, read_table
+from tabularnet.data.task import Task, regression_targets
 
 TEACHER_ROW = "__teacher_row__"  # a training row's index into the teacher's logits (survives dropped rows, splits)
 
@@ -40,12 +41,13 @@ def split_paths(hp: Mapping[str, Any]) -> dict[str, str | None]:
     return paths
 
 
-def stratified_split(df: pd.DataFrame, fraction: float, *, target: str, seed: int):
-    """Split ``df`` into (rest, held-out ``fraction``), stratified by ``target`` where every class allows it."""
+def stratified_split(df: pd.DataFrame, fraction: float, *, target: str, seed: int, stratified: bool = True):
+    """Split ``df`` into (rest, held-out ``fraction``), stratified by ``target`` where every class allows it
+    (``stratified=False``, regression: a plain random split)."""
     if not 0 < fraction < 1:
         raise DataError(f"a split fraction must be in (0, 1), however: {fraction}")
     counts = df[target].value_counts()
-    stratify = df[target] if counts.min() >= 2 else None
+    stratify = df[target] if stratified and counts.min() >= 2 else None
     rest, held_out = train_test_split(df, test_size=fraction, random_state=seed, stratify=stratify)
     return rest, held_out
 
@@ -89,13 +91,16 @@ def check_training_columns(train: pd.DataFrame, hp: Mapping[str, Any], source: s
 
 
 def clean_training_table(
-    train: pd.DataFrame, hp: Mapping[str, Any], source: str, schema: Schema | None
+    train: pd.DataFrame, hp: Mapping[str, Any], source: str, schema: Schema | None, task: Task = "classification"
 ) -> tuple[pd.DataFrame, Schema]:
-    """The cleaned training table and the column roles (``schema``, inferred here unless given)."""
+    """The cleaned training table and the column roles (``schema``, inferred here unless given); a regression
+    target is validated as numbers (a one-line error naming the first row that is not a finite number)."""
     target, weight_column = hp["target"], hp["weight_column"]
     train = clean_table(train, hp, source)
     check_target(train[target], source=source)
-    if weight_column is not None:
+    if task == "regression":
+        regression_targets(train[target], source=source, transform=hp.get("target_transform", "none"))
+    elif weight_column is not None:
         weights = pd.to_numeric(train[weight_column]).to_numpy(dtype=np.float64)
         check_weighted_classes(train[target], weights, what=f"{source}: weight column {weight_column!r}")
     if schema is None:
@@ -111,19 +116,23 @@ def clean_training_table(
 
 
 def carve_splits(
-    frames: dict[str, pd.DataFrame], train: pd.DataFrame, paths: dict[str, str | None], hp: Mapping[str, Any]
+    frames: dict[str, pd.DataFrame],
+    train: pd.DataFrame,
+    paths: dict[str, str | None],
+    hp: Mapping[str, Any],
+    task: Task = "classification",
 ) -> None:
     """Fill ``frames`` with the training, validation and test tables: read from their files, or carved from
-    ``train`` (stratified, with the run's seed) by ``test_fraction`` and ``val_fraction``."""
-    target, seed = hp["target"], hp["seed"]
+    ``train`` (stratified for classification, with the run's seed) by ``test_fraction`` and ``val_fraction``."""
+    split = {"target": hp["target"], "seed": hp["seed"], "stratified": task == "classification"}
     if paths["test"] and "test" not in frames:
         frames["test"] = read_split_table("test", paths["test"], hp)
     elif hp["test_fraction"] > 0 and "test" not in frames:
-        train, frames["test"] = stratified_split(train, hp["test_fraction"], target=target, seed=seed)
+        train, frames["test"] = stratified_split(train, hp["test_fraction"], **split)
     if paths["val"] and "val" not in frames:
         frames["val"] = read_split_table("val", paths["val"], hp)
     elif "val" in frames:
         frames["val"] = clean_table(frames["val"], hp, "validation data")
     elif hp["val_fraction"] > 0:
-        train, frames["val"] = stratified_split(train, hp["val_fraction"], target=target, seed=seed)
+        train, frames["val"] = stratified_split(train, hp["val_fraction"], **split)
     frames["train"] = train

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError, Schema, check_numeric, mark_missing, warn
+from tabularnet.data.task import Task, fit_target_scaling, regression_targets, scale_target
 from tabularnet.data.transform import (  # noqa: F401 (re-exported: the names predate the torch-free module)
     MISSING_ID,
     N_RESERVED,
@@ -95,9 +96,19 @@ class Preprocessor:
 
     # ----------------------------------------------------------------- fitting
     def fit(
-        self, df: pd.DataFrame, schema: Schema, *, classes=None, source: str = "train", sample_weight=None
+        self,
+        df: pd.DataFrame,
+        schema: Schema,
+        *,
+        classes=None,
+        source: str = "train",
+        sample_weight=None,
+        task: Task = "classification",
+        target_transform: str = "none",
     ) -> Preprocessor:
-        """Fit on the training split ``df``; ``classes`` (default: the labels in ``df``) fixes the label set.
+        """Fit on the training split ``df``; ``classes`` (default: the labels in ``df``) fixes the label set of a
+        classification task; a regression target's scaling (``target_transform``, then mean and standard
+        deviation: :mod:`tabularnet.data.task`) is fitted on ``df`` instead.
 
         ``sample_weight`` (one non-negative number per row, validated by the caller) weighs every statistic as
         frequency weights: the fit equals the fit on ``df`` with row ``i`` repeated ``sample_weight[i]`` times
@@ -125,9 +136,14 @@ class Preprocessor:
                 hashed[name] = self.max_categories
             else:
                 categorical[name] = sorted(counts.index[counts.to_numpy() >= self.min_frequency].tolist())
-        if classes is None and schema.target is not None:
+        class_counts, target_scaling = None, None
+        if task == "regression":
+            classes = None
+            if schema.target is not None:
+                y = regression_targets(df[schema.target], source=source, transform=target_transform)
+                target_scaling = fit_target_scaling(y, target_transform, weight)
+        elif classes is None and schema.target is not None:
             classes = np.unique(df[schema.target].to_numpy())
-        class_counts = None
         if classes is not None:
             classes = [_native(c) for c in classes]
             if schema.target is not None:
@@ -146,6 +162,8 @@ class Preprocessor:
             "hashed": hashed,
             "classes": classes,
             "class_counts": class_counts,
+            "task": task,
+            "target_scaling": target_scaling,
         }
         return self
 
@@ -210,8 +228,20 @@ class Preprocessor:
     def classes(self) -> list:
         classes = self._fitted()["classes"]
         if classes is None:
+            if self.task == "regression":
+                raise DataError("a regression model has no classes")
             raise DataError("the preprocessing was fitted without a target column, so it has no classes")
         return classes
+
+    @property
+    def task(self) -> Task:
+        """``classification`` or ``regression`` (states saved before regression existed are classification)."""
+        return self._fitted().get("task", "classification")
+
+    @property
+    def target_scaling(self) -> dict | None:
+        """A regression target's ``{"transform", "mean", "std"}`` (:mod:`tabularnet.data.task`); else ``None``."""
+        return self._fitted().get("target_scaling")
 
     def _fitted(self) -> dict:
         if self.state is None:
@@ -224,6 +254,14 @@ class Preprocessor:
         :func:`~tabularnet.data.transform.transform_table`, which prediction without torch shares)."""
         x_num, x_cat = transform_table(self._fitted(), df, source=source)
         return {"x_num": torch.from_numpy(x_num), "x_cat": torch.from_numpy(x_cat)}
+
+    def encode_targets(self, y: pd.Series | np.ndarray, *, source: str = "table") -> torch.Tensor:
+        """The model's targets: class indices (int64), or a regression target on its standard scale (float32)."""
+        if self.task == "regression":
+            scaling = self.target_scaling
+            values = regression_targets(y, source=source, transform=scaling["transform"])
+            return torch.from_numpy(scale_target(values, scaling).astype(np.float32))
+        return self.encode_labels(y, source=source)
 
     def encode_labels(self, y: pd.Series | np.ndarray, *, source: str = "table") -> torch.Tensor:
         """Labels as class indices; raises naming the first label not seen in training."""

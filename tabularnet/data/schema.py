@@ -39,6 +39,14 @@ def warn(message: str) -> None:
     warnings.warn(message, DataWarning, stacklevel=3)
 
 
+class DataNote(DataWarning):
+    """What tabularnet decided about the data for the user (the task, say): one line, not a problem."""
+
+
+def note(message: str) -> None:
+    warnings.warn(message, DataNote, stacklevel=3)
+
+
 @dataclass
 class Schema:
     """Column roles of a table. ``numeric`` and ``categorical`` are in table order."""
@@ -154,7 +162,9 @@ def check_target(y: pd.Series, *, source: str) -> pd.Series:
             f"{source}: target column {y.name!r} has {int(y.isna().sum())} missing labels (first at row {row})"
         )
     if y.nunique() < 2:
-        raise DataError(f"{source}: target column {y.name!r} has only one class ({y.iloc[0]!r}); need at least two")
+        raise DataError(
+            f"{source}: target column {y.name!r} has only one class (value {y.iloc[0]!r}); need at least two"
+        )
     return y
 
 

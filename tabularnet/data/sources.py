@@ -125,6 +125,14 @@ DATASETS: dict[str, DatasetInfo] = {
             "credit-g",
             {"train": ("data.csv", "e65948a6a23e01064f0592fc8d90ddc66d41a8fb07c1215924092543ad0ca2cc")},
         ),
+        DatasetInfo(  # regression: median house value in dollars
+            "california",
+            {"train": ("data.csv", "3b5b8ccfbaafb1bbb405eade50fa9f6b7ae121ee030c6844932ec6b95d1fb10d")},
+        ),
+        DatasetInfo(  # regression: price in dollars
+            "diamonds",
+            {"train": ("data.csv.gz", "8e261b24eb304cb763b61814a96ee5689195982d8a8f7be44c73bacaec16987d")},
+        ),
     ]
 }
 

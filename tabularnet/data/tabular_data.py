@@ -30,6 +30,7 @@ from tabularnet.data.sources import read_table
 from tabularnet.data.split_loaders import SplitLoaders
 from tabularnet.data.streaming_fit import fit_on_sample
 from tabularnet.data.streaming_plan import RowSplit, check_streaming_options, streamed_splits
+from tabularnet.data.task import TargetTransform, Task, TaskArg, check_task_options, decide_task, scale_target
 from tabularnet.data.teacher import as_logits, build_teacher, cached_teacher_logits, read_teacher_logits
 
 
@@ -44,18 +45,27 @@ class Arguments(dict):
 
 
 class TabularData(SplitLoaders):
-    """A classification table: reading, splitting, preprocessing (fitted on the training split only), batches.
+    """A classification or regression table: reading, splitting, preprocessing (fitted on the training split
+    only), batches.
 
     Args:
         dataset: a named dataset (adult, covertype, higgs, bank-marketing, letter, magic-telescope, electricity,
-            titanic, credit-g) read from ``data_dir``; its files fill ``train_path`` (and ``test_path`` when the
-            dataset has an official test split). Give ``dataset: null`` to use ``train_path`` instead.
+            titanic, credit-g; regression: california, diamonds) read from ``data_dir``; its files fill
+            ``train_path`` (and ``test_path`` when the dataset has an official test split). Give ``dataset: null``
+            to use ``train_path`` instead.
         data_dir: folder holding ``<dataset>/`` folders; default ``$TABULARNET_DATA_DIR``, else ``../shared/datasets``.
         train_path: training table (CSV, CSV.gz or Parquet).
         val_path: validation table; without it ``val_fraction`` of the training table is held out (stratified).
         test_path: test table, evaluated with the best checkpoint at the end of ``fit``.
         predict_path: table to predict (``tabularnet predict``); a target column in it is ignored.
-        target: name of the label column.
+        target: name of the label (or, for regression, value) column.
+        task: ``classification``, ``regression``, or ``auto``: decided from the training target and said in one
+            line (text and booleans are classes; a numeric target with more than 30 distinct values is regression,
+            one with fewer is classification, and the line says how to override it). Stored in the checkpoint.
+        target_transform: regression only: ``log1p`` models ``log(1 + y)`` (for skewed, non-negative targets such
+            as prices; predictions are transformed back), ``none`` the target itself. Either way the model learns
+            the target standardised with the training split's mean and standard deviation, and predicts in the
+            original units.
         weight_column: name of a column of per-row sample weights (not a feature): the training loss, the
             preprocessing statistics and the validation/test metrics weigh each row by it (a row of integer weight
             ``k`` counts as ``k`` copies; weight 0 leaves the row out). The training table must have it; validation
@@ -109,6 +119,8 @@ class TabularData(SplitLoaders):
         test_path: str | None = None,
         predict_path: str | None = None,
         target: str = "target",
+        task: TaskArg = "auto",
+        target_transform: TargetTransform = "none",
         weight_column: str | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.0,
@@ -144,6 +156,8 @@ class TabularData(SplitLoaders):
         if teacher is not None:
             build_teacher(teacher)  # fail now, not after reading the data
         check_streaming_options(self.hparams)
+        check_task_options(task, target_transform)
+        self._task: Task | None = None if task == "auto" else task  # decided from the training target for auto
         # split -> (teacher probabilities, label indices) on val/test, with data.teacher (tabularnet.cli measures them)
         self.teacher_evaluations: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.default_teacher_cache_dir: str | None = None  # set by `tabularnet fit` to <default_root_dir>/...
@@ -158,6 +172,7 @@ class TabularData(SplitLoaders):
         self._schema = None  # column roles, inferred from the whole training table
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self.teacher_logits: torch.Tensor | None = None  # (n_train, n_classes), aligned with the train split
+        self._teacher_values: np.ndarray | None = None  # given teacher outputs, made logits/targets once fitted
         self._stream_plan: dict[str, tuple[str, RowSplit]] | None = None
         self._checked_weight_files: set[str] = set()  # streamed files whose weight column was validated
 
@@ -179,9 +194,9 @@ class TabularData(SplitLoaders):
         rows; when a validation split is carved from ``train`` they are split with it."""
         dm = cls(**kwargs)
         dm._frames["train"] = train.reset_index(drop=True)
-        if teacher_logits is not None:
+        if teacher_logits is not None:  # logits, or a regression teacher's predictions in original units
             dm._frames["train"][TEACHER_ROW] = np.arange(len(train))
-            dm.teacher_logits = torch.as_tensor(teacher_logits, dtype=torch.float32)
+            dm._teacher_values = np.asarray(teacher_logits, dtype=np.float64)
         if val is not None:
             dm._frames["val"] = val
         return dm
@@ -200,12 +215,13 @@ class TabularData(SplitLoaders):
         train = self._frames["train"]
         source = paths["train"] or "training data"
         check_training_columns(train, hp, source)
-        if hp.teacher_logits_path and self.teacher_logits is None:
-            logits = as_logits(read_teacher_logits(hp.teacher_logits_path, len(train)))
-            self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
+        if hp.teacher_logits_path and self._teacher_values is None:
+            self._teacher_values = read_teacher_logits(hp.teacher_logits_path, len(train))
             train = train.assign(**{TEACHER_ROW: np.arange(len(train))})  # before rows without a label go
-        train, self._schema = clean_training_table(train, hp, source, self._schema)
-        carve_splits(self._frames, train, paths, hp)
+        if self._task is None:
+            self._task = decide_task(train[hp.target].dropna(), hp.task, source=source)
+        train, self._schema = clean_training_table(train, hp, source, self._schema, self._task)
+        carve_splits(self._frames, train, paths, hp, self._task)
 
     def _sample_weight(self, frame: pd.DataFrame) -> np.ndarray | None:
         return sample_weights(frame, self.hparams.weight_column)
@@ -226,10 +242,15 @@ class TabularData(SplitLoaders):
         self._read_labeled_splits()
         train = self._frames["train"].drop(columns=TEACHER_ROW, errors="ignore")
         source = self._paths()["train"] or "training data"
-        labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
-        classes = np.unique(pd.concat(labeled).to_numpy())
+        classes = None
+        if self._task == "classification":
+            labeled = [self._frames[s][hp.target] for s in ("train", "val") if s in self._frames]
+            classes = np.unique(pd.concat(labeled).to_numpy())
         weights = self._sample_weight(train)
-        self.preprocessor.fit(train, self._schema, classes=classes, source=source, sample_weight=weights)
+        self.preprocessor.fit(
+            train, self._schema, classes=classes, source=source, sample_weight=weights, task=self._task,
+            target_transform=hp.target_transform,
+        )  # fmt: skip
         return self.preprocessor
 
     # ------------------------------------------------------- data-derived sizes
@@ -242,12 +263,26 @@ class TabularData(SplitLoaders):
         return self._ensure_fitted().cat_cardinalities
 
     @property
-    def n_classes(self) -> int:
-        return len(self._ensure_fitted().classes)
+    def task_type(self) -> Task:
+        """``classification`` or ``regression`` (decided from the training target for ``task: auto``)."""
+        return self._ensure_fitted().task
 
     @property
-    def classes(self) -> list:
-        return self._ensure_fitted().classes
+    def target_scaling(self) -> dict | None:
+        """A regression target's scaling ``{"transform", "mean", "std"}`` (the model predicts in original units)."""
+        return self._ensure_fitted().target_scaling
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes; 1 for regression (the network's one output)."""
+        preprocessor = self._ensure_fitted()
+        return 1 if preprocessor.task == "regression" else len(preprocessor.classes)
+
+    @property
+    def classes(self) -> list | None:
+        """The class labels; ``None`` for regression."""
+        preprocessor = self._ensure_fitted()
+        return None if preprocessor.task == "regression" else preprocessor.classes
 
     @property
     def class_counts(self) -> list[int] | None:
@@ -269,10 +304,12 @@ class TabularData(SplitLoaders):
         tensors = preprocessor.transform(frame, source=source)
         target = self.hparams.target
         if split != "predict":
-            tensors["y"] = preprocessor.encode_labels(frame[target], source=source)
+            tensors["y"] = preprocessor.encode_targets(frame[target], source=source)
             weights = self._sample_weight(frame)
             if weights is not None:  # travels in the batch: the loss and the metrics weigh rows by it
                 tensors["weight"] = torch.tensor(weights, dtype=torch.float32)
+        if split == "train" and self._teacher_values is not None and self.teacher_logits is None:
+            self.teacher_logits = torch.as_tensor(self._teacher_outputs(self._teacher_values), dtype=torch.float32)
         if split == "train" and self.hparams.teacher is not None and self.teacher_logits is None:
             self._fit_teacher(frame)
         if split == "train" and self.teacher_logits is not None:
@@ -294,7 +331,18 @@ class TabularData(SplitLoaders):
             seed=hp.seed, cache_dir=Path(hp.teacher_cache_dir or self.default_teacher_cache_dir or ".tabularnet_cache"),
         )  # fmt: skip
         train[TEACHER_ROW] = np.arange(len(train))
-        self.teacher_logits = torch.as_tensor(logits, dtype=torch.float32)
+        self.teacher_logits = torch.as_tensor(self._teacher_outputs(logits), dtype=torch.float32)
+
+    def _teacher_outputs(self, values: np.ndarray) -> np.ndarray:
+        """Teacher outputs as the student's targets: logits for classification; for regression the teacher's
+        predictions (original units, one column) on the model's standard scale."""
+        scaling = self.preprocessor.target_scaling
+        if scaling is None:
+            return as_logits(values)
+        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        if values.shape[1] != 1:
+            raise DataError(f"regression teacher outputs need one column (predictions), however: shape {values.shape}")
+        return scale_target(values, scaling)
 
     def _frame(self, split: str) -> pd.DataFrame | None:
         if "train" in self._streams() and split in ("train", "val", "test") and split not in self._frames:
@@ -348,4 +396,5 @@ class TabularData(SplitLoaders):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.preprocessor.load_state_dict(state_dict["preprocessing"])
+        self._task = self.preprocessor.task
         self._tensors.clear()

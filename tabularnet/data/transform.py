@@ -175,8 +175,11 @@ def transform_table(state: dict, df: pd.DataFrame, *, source: str = "table") -> 
     return x_num, x_cat
 
 
-def predictions_frame(probs: np.ndarray, classes: list) -> pd.DataFrame:
-    """``prediction`` (the original label) and one ``proba_<label>`` column per class, one row per input row."""
+def predictions_frame(probs: np.ndarray, classes: list | None) -> pd.DataFrame:
+    """``prediction`` (the original label) and one ``proba_<label>`` column per class, one row per input row;
+    regression (``classes`` ``None``, ``probs`` the predictions ``(n,)``): the ``prediction`` column only."""
+    if classes is None:
+        return pd.DataFrame({"prediction": np.asarray(probs, dtype=np.float64).reshape(-1)})
     frame = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[probs.argmax(1)] if len(probs) else []})
     for i, label in enumerate(classes):
         frame[f"proba_{label}"] = probs[:, i] if len(probs) else []

@@ -100,12 +100,55 @@ def reliability_figure(
     return figure
 
 
+MAX_SCATTER_POINTS = 20_000  # regression scatter plots draw a fixed random sample of larger splits
+
+
+def _scatter_sample(n: int) -> np.ndarray:
+    return np.arange(n) if n <= MAX_SCATTER_POINTS else np.sort(np.random.default_rng(0).choice(n, MAX_SCATTER_POINTS))
+
+
+def predicted_vs_actual_figure(y, prediction, title: str = "predicted vs actual") -> Figure:
+    """Regression: each row's prediction against its target, with the identity line (a perfect model)."""
+    y, prediction = np.asarray(y, dtype=np.float64), np.asarray(prediction, dtype=np.float64)
+    rows = _scatter_sample(len(y))
+    figure = _figure()
+    ax = figure.subplots()
+    ax.scatter(y[rows], prediction[rows], s=4, alpha=0.3, linewidths=0)
+    low, high = (float(min(y.min(), prediction.min())), float(max(y.max(), prediction.max()))) if len(y) else (0, 1)
+    ax.plot([low, high], [low, high], color="black", linestyle="--", linewidth=1, label="identity")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
+    return figure
+
+
+def residuals_figure(y, prediction, title: str = "residuals") -> Figure:
+    """Regression: residuals (actual - predicted) against the prediction (left) and their histogram (right)."""
+    y, prediction = np.asarray(y, dtype=np.float64), np.asarray(prediction, dtype=np.float64)
+    residual, rows = y - prediction, _scatter_sample(len(y))
+    figure = _figure(10, 4)
+    scatter_ax, histogram_ax = figure.subplots(1, 2)
+    scatter_ax.scatter(prediction[rows], residual[rows], s=4, alpha=0.3, linewidths=0)
+    scatter_ax.axhline(0.0, color="black", linestyle="--", linewidth=1)
+    scatter_ax.set_xlabel("predicted")
+    scatter_ax.set_ylabel("residual (actual - predicted)")
+    scatter_ax.set_title(title)
+    histogram_ax.hist(residual, bins=50)
+    histogram_ax.set_xlabel("residual (actual - predicted)")
+    histogram_ax.set_ylabel("rows")
+    histogram_ax.set_title(f"{title}: histogram")
+    return figure
+
+
 def learning_curves_figure(
     curves: Mapping[str, Sequence[tuple[float, float]]], teacher: Mapping[str, float] | None = None
 ) -> Figure:
-    """Per-epoch losses (left) and validation accuracy (right) from ``{tag: [(epoch, value), ...]}``; a teacher's
-    ``teacher_val_logloss`` / ``teacher_val_acc`` are drawn as horizontal lines (student vs teacher)."""
+    """Per-epoch losses (left) and validation accuracy -- regression: RMSE -- (right) from
+    ``{tag: [(epoch, value), ...]}``; a teacher's ``teacher_val_logloss`` / ``teacher_val_acc`` (``_rmse``) are
+    drawn as horizontal lines (student vs teacher)."""
     teacher = teacher or {}
+    score = "rmse" if curves.get("val_rmse") else "acc"
     figure = _figure(10, 4)
     loss_ax, acc_ax = figure.subplots(1, 2)
     for tag in ("train_loss", "val_loss"):
@@ -114,13 +157,14 @@ def learning_curves_figure(
             loss_ax.plot(epochs, values, marker=".", label=tag)
     if "teacher_val_logloss" in teacher:
         loss_ax.axhline(teacher["teacher_val_logloss"], color="black", linestyle="--", label="teacher val_logloss")
-    if curves.get("val_acc"):
-        epochs, values = zip(*curves["val_acc"])
-        label = "student val_acc" if "teacher_val_acc" in teacher else "val_acc"
+    if curves.get(f"val_{score}"):
+        epochs, values = zip(*curves[f"val_{score}"])
+        label = f"student val_{score}" if f"teacher_val_{score}" in teacher else f"val_{score}"
         acc_ax.plot(epochs, values, marker=".", color="tab:green", label=label)
-    if "teacher_val_acc" in teacher:
-        acc_ax.axhline(teacher["teacher_val_acc"], color="black", linestyle="--", label="teacher val_acc")
-    for ax, name in ((loss_ax, "loss"), (acc_ax, "validation accuracy")):
+    if f"teacher_val_{score}" in teacher:
+        acc_ax.axhline(teacher[f"teacher_val_{score}"], color="black", linestyle="--", label=f"teacher val_{score}")
+    title = "validation RMSE" if score == "rmse" else "validation accuracy"
+    for ax, name in ((loss_ax, "loss"), (acc_ax, title)):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: 0, 1, 2, never 0.5
         ax.set_title(name)

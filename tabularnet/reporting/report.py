@@ -21,15 +21,23 @@ FIGURE_ORDER = (
     "roc_test",
     "confusion_matrix_val",
     "confusion_matrix_test",
+    "predicted_vs_actual_val",
+    "predicted_vs_actual_test",
+    "residuals_val",
+    "residuals_test",
 )
 FIGURE_CAPTIONS = {
-    "learning_curves": "Learning curves: training and validation loss, validation accuracy (teacher as a dashed line)",
+    "learning_curves": "Learning curves: training and validation loss, validation accuracy or RMSE (teacher dashed)",
     "reliability_val": "Reliability diagram, validation split (expected calibration error in the legend)",
     "reliability_test": "Reliability diagram, test split",
     "roc_val": "ROC, validation split",
     "roc_test": "ROC, test split",
     "confusion_matrix_val": "Confusion matrix, validation split",
     "confusion_matrix_test": "Confusion matrix, test split",
+    "predicted_vs_actual_val": "Predicted against actual, validation split (dashed: the identity line)",
+    "predicted_vs_actual_test": "Predicted against actual, test split (dashed: the identity line)",
+    "residuals_val": "Residuals against the prediction, and their histogram, validation split",
+    "residuals_test": "Residuals against the prediction, and their histogram, test split",
 }
 STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }

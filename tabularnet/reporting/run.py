@@ -9,19 +9,22 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tabularnet import atomic
+from tabularnet.data.task import unscale_target
 from tabularnet.reporting.events import epoch_curves, read_scalars
 from tabularnet.reporting.figures import (
     confusion_matrix_figure,
     figure_array,
     figure_png,
     learning_curves_figure,
+    predicted_vs_actual_figure,
     reliability_figure,
+    residuals_figure,
     roc_figure,
 )
 from tabularnet.training.calibration import calibrated_probabilities
 
 FIGURES_DIR = "figures"
-CURVE_TAGS = ("train_loss", "val_loss", "val_acc")
+CURVE_TAGS = ("train_loss", "val_loss", "val_acc", "val_rmse")
 SPLIT_NAMES = {"val": "validation", "test": "test"}
 
 
@@ -36,9 +39,36 @@ def split_probabilities(model, datamodule, split: str) -> tuple[np.ndarray, np.n
     return y.numpy(), calibrated.numpy(), calibrated_probabilities(logits).numpy()
 
 
+def split_predictions(model, datamodule, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Regression: ``(targets, predictions)`` of ``model`` on ``split`` in original units; ``None`` without data."""
+    loader = datamodule.unsharded_loader(split)
+    if loader is None:
+        return None
+    outputs, y = model.split_logits(loader)
+    scaling = model.target_scaling
+    return unscale_target(y.double(), scaling).numpy(), model.task.outputs(outputs.double(), 1.0, scaling).numpy()
+
+
+def regression_figures(model, datamodule, splits: tuple[str, ...]) -> dict[str, Figure]:
+    """Predicted vs actual (with the identity line) and the residuals (against the prediction, and their
+    histogram) of each split."""
+    figures = {}
+    for split in splits:
+        result = split_predictions(model, datamodule, split)
+        if result is not None:
+            name = SPLIT_NAMES[split]
+            figures[f"predicted_vs_actual_{split}"] = predicted_vs_actual_figure(
+                *result, f"predicted vs actual, {name}"
+            )
+            figures[f"residuals_{split}"] = residuals_figure(*result, f"residuals, {name}")
+    return figures
+
+
 def evaluation_figures(model, datamodule, splits: tuple[str, ...] = ("val", "test")) -> dict[str, Figure]:
     """Confusion matrix, ROC and reliability diagram of each split; with a fitted temperature the reliability
-    diagram shows the probabilities before and after temperature scaling."""
+    diagram shows the probabilities before and after temperature scaling. Regression: :func:`regression_figures`."""
+    if model.task.name == "regression":
+        return regression_figures(model, datamodule, splits)
     figures, classes = {}, [str(c) for c in datamodule.classes]
     temperature = float(model.temperature)
     for split in splits:

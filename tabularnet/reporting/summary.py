@@ -8,7 +8,7 @@ from rich.table import Table
 
 # metrics.json's "evaluated_weights" when the run wrote no checkpoints (`--trainer.enable_checkpointing false`)
 LAST_EPOCH = "last_epoch"
-METRIC_NAMES = ("acc", "auroc", "logloss", "f1_macro", "ece")
+METRIC_NAMES = ("acc", "auroc", "logloss", "f1_macro", "ece", "rmse", "mae", "r2")
 COLUMNS = (
     ("val_", "validation"),
     ("test_", "test"),
@@ -17,12 +17,17 @@ COLUMNS = (
 )
 
 
+def format_metric(value: float) -> str:
+    """A metric for people: 4 decimals, or 1 with thousands separators from 1000 on (an RMSE in dollars)."""
+    return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4f}"
+
+
 def metrics_grid(metrics: dict) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """The one metrics table of a run, for the terminal and the HTML report: column titles (validation, test and,
     when distilling, the teacher's) and one row per metric, ``(name, cells)``, cells formatted, ``""`` if absent."""
     columns = [(prefix, title) for prefix, title in COLUMNS if any(prefix + m in metrics for m in METRIC_NAMES)]
     rows = [
-        (name, [f"{metrics[prefix + name]:.4f}" if prefix + name in metrics else "" for prefix, _ in columns])
+        (name, [format_metric(metrics[prefix + name]) if prefix + name in metrics else "" for prefix, _ in columns])
         for name in METRIC_NAMES
         if any(prefix + name in metrics for prefix, _ in columns)
     ]

@@ -158,6 +158,18 @@ class Recipe:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
     class_weight: Optional[tuple[float, ...]] = None  # per class index; see resolve_class_weight
+    task_name: Literal["classification", "regression"] = "classification"
+    loss: Optional[str] = None  # None: the task's default (cross-entropy; mse for regression)
+
+    @property
+    def task(self):
+        """The task's loss terms and outputs (:mod:`tabularnet.training.tasks`); options that do not apply to the
+        task (label smoothing or class weights for regression, a regression loss for classification) raise."""
+        from tabularnet.training.tasks import make_task
+
+        return make_task(
+            self.task_name, loss=self.loss, label_smoothing=self.label_smoothing, class_weight=self.class_weight
+        )
 
     @property
     def effective_weight_decay(self) -> float:
@@ -170,7 +182,7 @@ class Recipe:
         :class:`~tabularnet.training.options.RecipeOptions`) into a Recipe, from a dict of options (other keys, a
         network's options say, are not read) or keywords; ``class_weight`` is resolved against the data's
         ``classes`` and training ``class_counts`` (options too)."""
-        check_known_keys(kwargs, [*(f.name for f in fields(cls)), "classes", "class_counts"], "recipe")
+        check_known_keys(kwargs, [*(f.name for f in fields(cls)), "classes", "class_counts", "task_type"], "recipe")
         options = {**(options or {}), **kwargs}
         label_smoothing, weight_decay = options.get("label_smoothing", 0.0), options.get("weight_decay", 0.0)
         if not 0 <= label_smoothing < 1:
@@ -180,7 +192,9 @@ class Recipe:
         scheduler = options.get("scheduler")
         if isinstance(scheduler, str):
             scheduler = {"name": scheduler}
-        return cls(
+        recipe = cls(
+            task_name=options.get("task_type") or "classification",
+            loss=options.get("loss"),
             label_smoothing=label_smoothing,
             weight_decay=weight_decay,
             optimizer=_from_spec(OptimizerConfig, options.get("optimizer"), "optimizer"),
@@ -190,7 +204,11 @@ class Recipe:
             distillation=_from_spec(
                 DistillationConfig, options.get("distillation"), "distillation", DISTILLATION_RENAMES
             ),
-            class_weight=resolve_class_weight(
-                options.get("class_weight"), options.get("classes"), options.get("class_counts")
-            ),
+            class_weight=None
+            if options.get("task_type") == "regression"
+            else resolve_class_weight(options.get("class_weight"), options.get("classes"), options.get("class_counts")),
         )
+        if options.get("task_type") == "regression" and options.get("class_weight") is not None:
+            raise ValueError("class_weight is for classification, however: it is set and the task is regression")
+        recipe.task  # noqa: B018 (validates the task's options now, not at the first step)
+        return recipe

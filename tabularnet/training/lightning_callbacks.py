@@ -40,9 +40,10 @@ from tabularnet.data.schema import DataError
 from tabularnet.data.sources import write_table
 from tabularnet.data.transform import predictions_frame
 from tabularnet.lightning_private import ClaimedVersionMixin
+from tabularnet.reporting.summary import format_metric
 from tabularnet.training.progress import epoch_label
 
-SHOWN_METRICS = ("train_loss", "val_loss", "val_acc", "val_auroc")
+SHOWN_METRICS = ("train_loss", "val_loss", "val_acc", "val_auroc", "val_rmse", "val_r2")
 
 
 class _Throttled:
@@ -81,7 +82,7 @@ class _Throttled:
         if self.is_disabled or trainer.current_epoch < 1:
             return
         metrics = trainer.callback_metrics
-        values = "  ".join(f"{k} {float(metrics[k]):.4f}" for k in SHOWN_METRICS if k in metrics)
+        values = "  ".join(f"{k} {format_metric(float(metrics[k]))}" for k in SHOWN_METRICS if k in metrics)
         self._print_line(f"{epoch_label(trainer.current_epoch - 1, trainer.max_epochs)}  {values}")
 
 
@@ -239,6 +240,11 @@ def resume_target(ckpt_path: str | None, root: str | os.PathLike, dirpath: str |
     return ckpt_path, checkpoint_version(ckpt_path, root)
 
 
+def empty_predictions(classes: list | None) -> np.ndarray:
+    """The predictions of a table with no rows: ``(0, n_classes)``, or ``(0,)`` for regression."""
+    return np.zeros((0,) if classes is None else (0, len(classes)), dtype=np.float32)
+
+
 class PredictionWriter(BasePredictionWriter):
     """Writes all predictions of ``trainer.predict`` to ``path`` (CSV or Parquet, by extension), in input order."""
 
@@ -252,10 +258,10 @@ class PredictionWriter(BasePredictionWriter):
             return  # under DDP every rank predicts every row (the predict loader is not sharded); rank 0 writes
         classes = trainer.datamodule.classes
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
-        probs = torch.cat(batches).cpu().numpy() if batches else np.zeros((0, len(classes)))
+        probs = torch.cat(batches).cpu().numpy() if batches else empty_predictions(classes)
         self.write(probs, classes)
 
-    def write(self, probs: np.ndarray, classes: list) -> None:
+    def write(self, probs: np.ndarray, classes: list | None) -> None:
         write_table(predictions_frame(probs, classes), self.path)
         self.written = True
         print(f"wrote {len(probs)} predictions to {self.path}")

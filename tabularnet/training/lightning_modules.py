@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import lightning.pytorch as pl
 import torch
 from torch import nn
 
 import tabularnet
+from tabularnet.data.task import unscale_target
 from tabularnet.lightning_private import CheapHookNameMixin
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.nn.layers import initialize_from_data, needs_data
-from tabularnet.training.calibration import calibrated_probabilities, network_logits, temperature_scaling
+from tabularnet.training.calibration import network_logits, temperature_scaling
 from tabularnet.training.config import Recipe
-from tabularnet.training.metrics import classification_metrics
 from tabularnet.training.objectives import AugmentationRNG, batch_weight, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
 from tabularnet.training.options import (
@@ -22,6 +24,7 @@ from tabularnet.training.options import (
     RecipeOptions,
     TransformerOptions,
     build_network,
+    check_linked_task,
     plain,
     with_options,
 )
@@ -46,20 +49,18 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
         # `predict --ckpt_path` and the estimators' load() read; explicit, so direct construction (the estimators)
         # and LightningCLI's store the same hyperparameters
         self.save_hyperparameters({"_class_path": class_path, **plain(options)})
-        n_classes, classes = options["n_classes"], options["classes"]
-        if n_classes < 2:
-            raise ValueError(f"n_classes must be at least 2, however: n_classes={n_classes}")
-        if classes is not None and len(classes) != n_classes:
-            raise ValueError(f"classes has {len(classes)} labels but n_classes={n_classes}")
+        check_linked_task(options)
         self.recipe = Recipe.from_options(options)
+        self.task = self.recipe.task
+        self.target_scaling = options["target_scaling"]
         self.net = build_network(self.network, options)
         # NOTE: a buffer, so the temperature travels in state_dict (checkpoints, save()) with the weights
         self.register_buffer("temperature", torch.ones(()))
-        self.val_metrics = classification_metrics(n_classes, "val_")
-        self.test_metrics = classification_metrics(n_classes, "test_")
+        metrics = partial(self.task.metrics, options["n_classes"], target_scaling=self.target_scaling)
+        self.val_metrics, self.test_metrics = metrics("val_"), metrics("test_")
         # the same metrics with sample weights, for splits whose batches carry a "weight" (data.weight_column)
-        self.weighted_val_metrics = classification_metrics(n_classes, "val_", weighted=True)
-        self.weighted_test_metrics = classification_metrics(n_classes, "test_", weighted=True)
+        self.weighted_val_metrics = metrics("val_", weighted=True)
+        self.weighted_test_metrics = metrics("test_", weighted=True)
         self.rng = AugmentationRNG(0)
         # NOTE: not a registered submodule, so state_dict keys stay those of self.net
         object.__setattr__(self, "_train_net", torch.compile(self.net) if options["compile"] else self.net)
@@ -77,9 +78,10 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
         return self.net(x_num, x_cat)
 
     def probabilities(self, batch: dict) -> torch.Tensor:
-        """``(B, n_classes)`` class probabilities, softmax(logits / T) with the fitted temperature (1 until
-        :meth:`calibrate_temperature`)."""
-        return calibrated_probabilities(self.net(batch["x_num"], batch["x_cat"]), self.temperature)
+        """What the model predicts for ``batch``: ``(B, n_classes)`` class probabilities, softmax(logits / T) with
+        the fitted temperature (1 until :meth:`calibrate_temperature`); for regression ``(B,)`` predictions in the
+        target's original units."""
+        return self.task.outputs(self.net(batch["x_num"], batch["x_cat"]), self.temperature, self.target_scaling)
 
     # --------------------------------------------------------------- calibration
     def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,11 +153,13 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict, metrics, weighted_metrics) -> None:
-        probs = self.probabilities(batch)
+        outputs, y = self.probabilities(batch), batch["y"]
+        if self.target_scaling is not None:  # regression metrics are in original units
+            y = unscale_target(y.double(), self.target_scaling)
         if "weight" in batch:  # a split with sample weights: every metric weighted
-            weighted_metrics.update(probs, batch["y"], weight=batch["weight"])
+            weighted_metrics.update(outputs, y, weight=batch["weight"])
         else:
-            metrics.update(probs, batch["y"])
+            metrics.update(outputs, y)
 
     def _log_epoch_metrics(self, metrics, prefix: str) -> None:
         """Compute the epoch's metrics once (synced across processes by torchmetrics) and log them.
@@ -163,7 +167,8 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
         NOTE: logging the loss and the metric objects after every batch, as Lightning's examples do, ran Lightning's
         result bookkeeping (registration, device moves, batch-size reduction) for six values on every batch;
         once per epoch is all that checkpointing, early stopping and TensorBoard read.
-        ``{prefix}loss`` is the log loss (mean negative log-likelihood of the true class). ``metrics`` is the
+        ``{prefix}loss`` is the log loss (mean negative log-likelihood of the true class), or the regression
+        loss on the standardised target. ``metrics`` is the
         unweighted collection or the sample-weighted one, whichever the split's batches updated.
         """
         if not any(metric.update_called for metric in metrics.values()):
@@ -171,7 +176,8 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
         values = metrics.compute()
         metrics.reset()
         shown = prefix == "val_"
-        self.log(f"{prefix}loss", values[f"{prefix}logloss"], prog_bar=shown)
+        if self.task.loss_metric != "loss":
+            self.log(f"{prefix}loss", values[f"{prefix}{self.task.loss_metric}"], prog_bar=shown)
         self.log_dict(values, prog_bar=shown)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -189,7 +195,8 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
         self._log_epoch_metrics(self.weighted_test_metrics, "test_")
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """Class probabilities, ``(B, n_classes)`` (calibrated when a temperature was fitted)."""
+        """Class probabilities, ``(B, n_classes)`` (calibrated when a temperature was fitted); regression:
+        predictions ``(B,)`` in original units."""
         return self.probabilities(batch)
 
 

@@ -1,4 +1,5 @@
-"""Classification metrics reported for validation and test: acc, auroc, f1_macro, logloss, ece.
+"""Metrics reported for validation and test. Classification: acc, auroc, f1_macro, logloss, ece. Regression:
+rmse, mae, r2 (in the target's original units) and loss (the training loss on the standardised target).
 
 With sample weights (a ``"weight"`` tensor in the batch) every one of them is weighted: a row of weight ``k``
 counts as ``k`` copies of it (:func:`classification_metrics` with ``weighted=True``).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score
+from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 from torchmetrics.utilities import dim_zero_cat
 
 
@@ -164,6 +166,70 @@ def classification_metrics(n_classes: int, prefix: str, *, weighted: bool = Fals
             "f1_macro": MulticlassF1Score(n_classes, average="macro", **options),
             "logloss": LogLoss(**options),
             "ece": ExpectedCalibrationError(**options),
+        },
+        prefix=prefix,
+    )
+
+
+class StandardisedLoss(MeanMetric):
+    """The regression loss on the standardised target (``val_loss``, what checkpoints monitor), from predictions
+    and targets in original units, weighted by ``weight``."""
+
+    def __init__(self, target_scaling: dict, pointwise, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.target_scaling, self.pointwise = target_scaling, pointwise
+
+    def update(self, prediction: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> None:
+        from tabularnet.data.task import scale_target
+
+        z, target = (scale_target(v.double(), self.target_scaling) for v in (prediction, y))
+        super().update(self.pointwise(z, target), _weights(y, weight))
+
+
+class WeightedErrors(Metric):
+    """Weighted sums of a regression's errors and targets: RMSE, MAE or R^2 (``kind``) with per-row weights (a
+    row of weight ``k`` counts as ``k`` copies)."""
+
+    full_state_update = False
+
+    def __init__(self, kind: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        for name in ("weight", "squared", "absolute", "y", "y_squared"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, prediction: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> None:
+        w, error, y = _weights(y, weight), prediction.double() - y.double(), y.double()
+        self.weight += w.sum()
+        self.squared += (w * error**2).sum()
+        self.absolute += (w * error.abs()).sum()
+        self.y += (w * y).sum()
+        self.y_squared += (w * y**2).sum()
+
+    def compute(self) -> torch.Tensor:
+        total = self.weight.clamp(min=1e-300)
+        if self.kind == "rmse":
+            return (self.squared / total).sqrt().float()
+        if self.kind == "mae":
+            return (self.absolute / total).float()
+        variance = self.y_squared - self.y**2 / total  # weighted total sum of squares
+        return (1 - self.squared / variance.clamp(min=1e-300)).float()
+
+
+def regression_metrics(prefix: str, target_scaling: dict, pointwise, *, weighted: bool = False, **options):
+    """``{prefix}rmse``, ``{prefix}mae``, ``{prefix}r2`` (torchmetrics', in original units) and ``{prefix}loss``
+    (``pointwise`` on the standardised target). All take ``(prediction, y)`` in original units; ``weighted``: with
+    per-row sample weights, updated with ``(prediction, y, weight=w)``."""
+    loss = StandardisedLoss(target_scaling, pointwise, **options)
+    if weighted:
+        kinds = ("rmse", "mae", "r2")
+        return MetricCollection({**{k: WeightedErrors(k, **options) for k in kinds}, "loss": loss}, prefix=prefix)
+    return MetricCollection(
+        {
+            "rmse": MeanSquaredError(squared=False, **options),
+            "mae": MeanAbsoluteError(**options),
+            "r2": R2Score(**options),
+            "loss": loss,
         },
         prefix=prefix,
     )

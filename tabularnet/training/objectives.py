@@ -39,10 +39,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from tabularnet.training.config import Recipe
+from tabularnet.training.tasks import (  # noqa: F401 (re-exported: the names predate the task objects)
+    Classification,
+    consistency_loss,
+    cross_entropy,
+    distillation_loss,
+    label_loss,
+    mix,
+    weighted_mean,
+)
 
 Batch = dict[str, Tensor]
 Network = Callable[[Tensor, Tensor], Tensor]
@@ -82,89 +90,10 @@ def sample_mixup(batch_size: int, alpha: float, rng: AugmentationRNG) -> tuple[f
     return max(lam, 1.0 - lam), torch.randperm(batch_size, generator=rng.torch)
 
 
-def mix(x: Tensor, lam: float, perm: Tensor) -> Tensor:
-    """``lam * x + (1 - lam) * x[perm]``."""
-    return x if lam == 1.0 else lam * x + (1.0 - lam) * x[perm.to(x.device)]
-
-
-def weighted_mean(values: Tensor, sample_weight: Tensor | None = None) -> Tensor:
-    """``values.mean()``, or ``sum(w * values) / sum(w)`` with per-row weights ``sample_weight`` (B,)."""
-    if sample_weight is None:
-        return values.mean()
-    sample_weight = sample_weight.to(values)
-    return (sample_weight * values).sum() / sample_weight.sum()
-
-
 def batch_weight(batch: Batch) -> int | Tensor:
     """The batch's share of an epoch mean: its number of rows, or its total sample weight when it carries weights."""
     weight = batch.get("weight")
     return len(batch["y"]) if weight is None else weight.sum()
-
-
-def cross_entropy(
-    logits: Tensor,
-    y: Tensor,
-    *,
-    label_smoothing: float = 0.0,
-    weight: Tensor | None = None,
-    sample_weight: Tensor | None = None,
-) -> Tensor:
-    """PyTorch's (class-)weighted, smoothed cross-entropy; with per-row ``sample_weight`` (B,) the mean over rows
-    becomes ``sum_b v_b l_b / sum_b v_b w_{y_b}`` (``w``: the class weights, 1 without): the loss of the table in
-    which row ``b`` is repeated ``v_b`` times."""
-    if sample_weight is None:
-        return F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
-    rows = F.cross_entropy(logits, y, weight=weight, reduction="none", label_smoothing=label_smoothing)
-    sample_weight = sample_weight.to(rows)
-    denominator = sample_weight if weight is None else sample_weight * weight[y]
-    return (sample_weight * rows).sum() / denominator.sum()
-
-
-def label_loss(
-    logits: Tensor,
-    y: Tensor,
-    *,
-    label_smoothing: float = 0.0,
-    lam: float = 1.0,
-    perm=None,
-    weight: Tensor | None = None,
-    sample_weight: Tensor | None = None,
-) -> Tensor:
-    """Cross-entropy with label smoothing, optional per-class ``weight`` (K,) and per-row ``sample_weight`` (B,),
-    MixUp-weighted over the two labels of each mixed row (both terms weighted by the mixed row's own weight)."""
-    options = dict(weight=weight, label_smoothing=label_smoothing, sample_weight=sample_weight)
-    loss = cross_entropy(logits, y, **options)
-    if lam == 1.0 or perm is None:
-        return loss
-    mixed = cross_entropy(logits, y[perm.to(y.device)], **options)
-    return lam * loss + (1.0 - lam) * mixed
-
-
-def class_weight_tensor(recipe: Recipe, like: Tensor) -> Tensor | None:
-    """The recipe's class weights as a tensor of ``like``'s dtype and device (``None`` without weights)."""
-    if recipe.class_weight is None:
-        return None
-    return torch.tensor(recipe.class_weight, dtype=like.dtype, device=like.device)
-
-
-def distillation_loss(
-    student_logits: Tensor, teacher_logits: Tensor, temperature: float, sample_weight: Tensor | None = None
-) -> Tensor:
-    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch (weighted by
-    ``sample_weight`` when given)."""
-    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
-    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
-    if sample_weight is None:
-        kl = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
-    else:
-        rows = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="none").sum(-1)
-        kl = weighted_mean(rows, sample_weight)
-    return temperature**2 * kl
-
-
-def consistency_loss(logits_a: Tensor, logits_b: Tensor, sample_weight: Tensor | None = None) -> Tensor:
-    """Mean squared distance between the class probabilities of two views (weighted by ``sample_weight``)."""
-    return weighted_mean((logits_a.softmax(-1) - logits_b.softmax(-1)).pow(2).sum(-1), sample_weight)
 
 
 @dataclass
@@ -174,10 +103,12 @@ class StepOutput:
 
 
 def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationRNG) -> StepOutput:
-    """The full training objective for one batch (see the module docstring for the formulas)."""
+    """The full training objective for one batch (see the module docstring for the formulas); the task's terms
+    (:mod:`tabularnet.training.tasks`) are cross-entropy and KL for classification, the pointwise loss for
+    regression."""
     x_num, x_cat, y = batch["x_num"], batch["x_cat"], batch["y"]
     teacher, sample_weight = batch.get("teacher_logits"), batch.get("weight")
-    distill = recipe.distillation
+    distill, task = recipe.distillation, recipe.task
     if distill.enabled and teacher is None:
         raise ValueError("distillation is enabled but the batch has no teacher_logits (give teacher_probs)")
     lam, perm = 1.0, None
@@ -187,27 +118,16 @@ def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationR
         teacher = mix(teacher, lam, perm) if teacher is not None else None
     std = recipe.noise.std if recipe.noise.enabled else 0.0
     logits = net(add_noise(x_num, std, rng), x_cat)
-    weight = class_weight_tensor(recipe, logits)
-    smoothing = recipe.label_smoothing
-    loss = label_loss(
-        logits, y, label_smoothing=smoothing, lam=lam, perm=perm, weight=weight, sample_weight=sample_weight
-    )
+    loss = task.label_loss(logits, y, lam=lam, perm=perm, sample_weight=sample_weight)
     if distill.enabled:
-        kd = distillation_loss(logits, teacher, distill.temperature, sample_weight)
+        kd = task.teacher_loss(logits, teacher, distill.temperature, sample_weight)
         loss = (1.0 - distill.lambda_) * loss + distill.lambda_ * kd
         if distill.consistency > 0:
             second_view = net(add_noise(x_num, std, rng), x_cat)
-            loss = loss + distill.consistency * consistency_loss(logits, second_view, sample_weight)
+            loss = loss + distill.consistency * task.agreement(logits, second_view, sample_weight)
     return StepOutput(loss=loss, logits=logits)
 
 
 def evaluation_sums(logits: Tensor, y: Tensor, sample_weight: Tensor | None = None) -> tuple[float, float, float]:
-    """The plain driver's ``val_loss`` (log loss) and ``val_acc`` of one batch, as sums to accumulate:
-    ``(sum of log losses, sum of correct predictions, sum of weights)``, each row counted with its
-    sample weight (1 without): the epoch's log loss and accuracy are the first two over the third."""
-    rows = F.cross_entropy(logits.float(), y, reduction="none")
-    correct = (logits.argmax(-1) == y).to(rows)
-    if sample_weight is None:
-        return float(rows.sum()), float(correct.sum()), float(len(y))
-    sample_weight = sample_weight.to(rows)
-    return float((sample_weight * rows).sum()), float((sample_weight * correct).sum()), float(sample_weight.sum())
+    """Classification's per-batch evaluation sums (:meth:`tabularnet.training.tasks.Classification.evaluation_sums`)."""
+    return Classification().evaluation_sums(logits, y, sample_weight)

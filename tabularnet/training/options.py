@@ -36,10 +36,18 @@ class LinkedOptions:
 
     n_num_features: int = option(doc="numeric inputs (linked from the data module).")
     cat_cardinalities: list[int] = option(doc="categorical embedding sizes (linked from the data module).")
-    n_classes: int = option(doc="number of classes (linked from the data module).")
+    n_classes: int = option(doc="number of classes, 1 for regression (linked from the data module).")
     classes: Optional[list] = option(None, "the original class labels (linked from the data module).")
     class_counts: Optional[list[float]] = option(
         None, "training rows per class, their total sample weight with weights (linked from the data module)."
+    )
+    task_type: Literal["classification", "regression"] = option(
+        "classification", "the learning task (linked from the data module, which decides it: ``data.task``)."
+    )
+    target_scaling: Optional[dict] = option(
+        None,
+        "regression: the target's ``{transform, mean, std}`` on the training split (linked from the data module); "
+        "the model's predictions are turned back into original units with it.",
     )
 
 
@@ -83,7 +91,12 @@ class TransformerOptions:
 class RecipeOptions:
     """How any network is trained (both drivers), and its calibration."""
 
-    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy, in [0, 1).")
+    loss: Optional[Literal["cross_entropy", "mse", "huber"]] = option(
+        None,
+        "the label loss: ``cross_entropy`` (classification), ``mse`` or ``huber`` (regression, on the standardised "
+        "target; Huber's delta is 1 standard deviation); ``null``: the task's default (cross-entropy, mse).",
+    )
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy, in [0, 1) (classification).")
     weight_decay: float = option(
         0.0,
         "AdamW/Adam weight decay on weight matrices (not on biases, norms, embeddings); an "
@@ -211,3 +224,20 @@ def build_network(network_class: type, options: dict) -> Any:
     """``network_class`` built from the options its constructor accepts, ``n_classes`` as ``d_out``."""
     accepted = inspect.signature(network_class).parameters
     return network_class(d_out=options["n_classes"], **{k: v for k, v in options.items() if k in accepted})
+
+
+def check_linked_task(options: dict) -> None:
+    """The data-linked sizes agree with the task; options that cannot apply to regression are one-line errors."""
+    n_classes, classes, task = options["n_classes"], options["classes"], options.get("task_type", "classification")
+    if task == "regression":
+        if n_classes != 1:
+            raise ValueError(f"a regression model has one output, however: n_classes={n_classes}")
+        if options.get("calibrate"):
+            raise ValueError("calibrate (temperature scaling) is for classification, however: the task is regression")
+        if options.get("target_scaling") is None:
+            raise ValueError("a regression model needs target_scaling (linked from the data module)")
+        return
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, however: n_classes={n_classes}")
+    if classes is not None and len(classes) != n_classes:
+        raise ValueError(f"classes has {len(classes)} labels but n_classes={n_classes}")

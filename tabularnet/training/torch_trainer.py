@@ -14,7 +14,7 @@ from torch import nn
 from tabularnet.data.loader import TensorBatchLoader
 from tabularnet.nn.layers import initialize_from_data, needs_data
 from tabularnet.training.config import Recipe
-from tabularnet.training.objectives import batch_weight, evaluation_sums, seed_training, training_loss
+from tabularnet.training.objectives import batch_weight, seed_training, training_loss
 from tabularnet.training.optim import make_optimizer, make_scheduler
 from tabularnet.training.progress import EpochProgress, epoch_label
 
@@ -41,7 +41,7 @@ class EarlyStopping:
 class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
-    val_acc: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)  # regression: the mean squared error (standard scale)
     best_epoch: int | None = None
 
 
@@ -90,6 +90,8 @@ class TorchTrainer:
         stop = self.early_stopping
         if stop.enabled and not val_loader:
             raise ValueError("early stopping needs validation data (X_val/y_val or training.validation_split)")
+        if stop.monitor == "val_acc" and self.recipe.task.name == "regression":
+            raise ValueError("early_stopping monitor 'val_acc' is for classification; use 'val_loss' for regression")
         net.to(self.device)
         if self.device_resident:
             train_loader, val_loader = (
@@ -155,13 +157,14 @@ class TorchTrainer:
 
     @torch.no_grad()
     def evaluate(self, net: nn.Module, loader: Iterable) -> tuple[float, float]:
-        """(log loss, accuracy) of ``net`` over ``loader``; weighted means when the batches carry weights."""
+        """(log loss, accuracy) of ``net`` over ``loader`` -- for regression (loss, mean squared error) on the
+        standardised target --; weighted means when the batches carry weights."""
         net.eval()
         loss_sum, correct, count = 0.0, 0.0, 0.0
         for batch in loader:
             batch = self._to_device(batch)
             logits = net(batch["x_num"], batch["x_cat"])
-            sums = evaluation_sums(logits, batch["y"], batch.get("weight"))
+            sums = self.recipe.task.evaluation_sums(logits, batch["y"], batch.get("weight"))
             loss_sum, correct, count = loss_sum + sums[0], correct + sums[1], count + sums[2]
         return (loss_sum / count, correct / count) if count > 0 else (0.0, 0.0)
 
@@ -169,5 +172,5 @@ class TorchTrainer:
         h = self.history
         line = f"{epoch_label(epoch, self.max_epochs)}  train_loss {h.train_loss[-1]:.4f}"
         if h.val_loss:
-            line += f"  val_loss {h.val_loss[-1]:.4f}  val_acc {h.val_acc[-1]:.4f}"
+            line += f"  val_loss {h.val_loss[-1]:.4f}  val_{self.recipe.task.score} {h.val_acc[-1]:.4f}"
         return f"{line}  ({seconds:.1f}s)"
