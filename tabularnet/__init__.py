@@ -16,6 +16,8 @@ _EXPORTS = {
     "TabularDataModule": "tabularnet.data.datamodule",
     "MLPClassifier": "tabularnet.models.classifiers",
     "TransformerClassifier": "tabularnet.models.classifiers",
+    "MLPRegressor": "tabularnet.models.classifiers",
+    "TransformerRegressor": "tabularnet.models.classifiers",
     "XGBoostClassifier": "tabularnet.models.xgboost",
     "MLPLightningModule": "tabularnet.training.lightning_modules",
     "TransformerLightningModule": "tabularnet.training.lightning_modules",

@@ -26,7 +26,8 @@ def export_main(args: list[str]) -> Path:
 
     estimator = load_estimator(options.ckpt_path)
     path = estimator.export_onnx(options.output)
-    print(f"exported {type(estimator).__name__} ({len(estimator.classes_)} classes) to {path}")
+    what = f"{len(estimator.classes_)} classes" if hasattr(estimator, "classes_") else "regression"
+    print(f"exported {type(estimator).__name__} ({what}) to {path}")
     return path
 
 

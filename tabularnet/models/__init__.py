@@ -1,8 +1,8 @@
 """The Python API: scikit-learn estimators with the original interface."""
 
-from tabularnet.models.classifiers import MLPClassifier, TransformerClassifier
+from tabularnet.models.classifiers import MLPClassifier, MLPRegressor, TransformerClassifier, TransformerRegressor
 
-__all__ = ["MLPClassifier", "TransformerClassifier", "XGBoostClassifier"]
+__all__ = ["MLPClassifier", "TransformerClassifier", "MLPRegressor", "TransformerRegressor", "XGBoostClassifier"]
 
 
 def __getattr__(name: str):

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -32,6 +32,7 @@ from tabularnet.data.schema import (
     check_known_keys,
 )
 from tabularnet.data.tabular_data import TabularData
+from tabularnet.data.task import regression_targets
 from tabularnet.lightning_private import CHECKPOINT_VERSION_KEY
 from tabularnet.models.inputs import as_frame, check_sample_weight, teacher_logits_from, training_device
 from tabularnet.training.calibration import (
@@ -42,6 +43,7 @@ from tabularnet.training.calibration import (
 )
 from tabularnet.training.config import Recipe
 from tabularnet.training.options import RecipeOptions, build_network, option, plain
+from tabularnet.training.tasks import Regression
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
 TARGET = "__target__"
@@ -91,10 +93,23 @@ class EstimatorOptions:
     verbose: bool = option(False, "show progress.")
 
 
-class TabularEstimator(ClassifierMixin, BaseEstimator):
-    """Shared fit/predict/save logic. A subclass names its network, its LightningModule and its network's options
-    (``options`` decorated with :func:`~tabularnet.training.options.with_options`)."""
+@dataclass
+class RegressorOptions:
+    """Options of the regressors only (the command line has it in the data module)."""
 
+    target_transform: str = option(
+        "none",
+        "``'log1p'``: model ``log(1 + y)`` (skewed, non-negative targets such as prices; predictions are "
+        "transformed back); ``'none'``: ``y`` itself. Either way ``y`` is standardised inside the model.",
+    )
+
+
+class TabularEstimator(BaseEstimator):
+    """Shared fit/predict/save logic of classifiers and regressors. A subclass names its task, its network, its
+    LightningModule and its network's options (``options`` decorated with
+    :func:`~tabularnet.training.options.with_options`)."""
+
+    task: str  # "classification" or "regression"
     network_class: type[torch.nn.Module]
     module_name: str  # the LightningModule in tabularnet that wraps network_class
     network_options: type  # the dataclass of the network's options (MLPOptions, TransformerOptions)
@@ -129,8 +144,10 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
             "n_num_features": data.n_num_features,
             "cat_cardinalities": list(data.cat_cardinalities),
             "n_classes": data.n_classes,
-            "classes": plain(list(data.classes)),
+            "classes": None if data.classes is None else plain(list(data.classes)),
             "class_counts": data.class_counts,
+            "task_type": data.task_type,
+            "target_scaling": data.target_scaling,
             **{f.name: plain(getattr(self, f.name)) for f in fields(self.network_options)},
             **{f.name: plain(getattr(self, f.name)) for f in fields(RecipeOptions)},
         }
@@ -141,8 +158,9 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
         return getattr(lightning_modules, self.module_name)(**hparams)
 
     # ---------------------------------------------------------------- training
-    def train(self, X, y, teacher_probs=None, X_val=None, y_val=None, sample_weight=None):
-        """Fit on ``X, y``; ``teacher_probs`` (probabilities or logits, one row per row of X) for distillation;
+    def _fit(self, X, y, teacher=None, X_val=None, y_val=None, sample_weight=None):
+        """Fit on ``X, y``; ``teacher``: the teacher's outputs for the rows of X (classification: probabilities
+        or logits ``(n, n_classes)``; regression: predictions ``(n,)`` in the target's units) for distillation;
         ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on).
 
         ``sample_weight``: one weight per row of X (finite, >= 0, not all zero). The training loss, the
@@ -158,10 +176,13 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
         if missing.any():
             first = int(np.flatnonzero(missing)[0])
             raise DataError(f"Input y contains NaN ({int(missing.sum())} missing labels, first at row {first})")
-        check_classification_targets(y)
+        if self.task == "classification":
+            check_classification_targets(y)
+        else:
+            y = regression_targets(y, source="y", name="y")
         if len(y) != len(X_frame):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
-        weights = check_sample_weight(sample_weight, y)
+        weights = check_sample_weight(sample_weight, y, classes=self.task == "classification")
         self.n_features_in_ = X_frame.shape[1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(X_frame.columns, dtype=object)
@@ -174,8 +195,7 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
         if weights is not None:
             train[WEIGHT] = weights
         val = None if X_val is None else as_frame(X_val, list(X_frame.columns)).assign(**{TARGET: np.asarray(y_val)})
-        n_classes = len(np.unique(y))
-        logits = None if teacher_probs is None else teacher_logits_from(teacher_probs, len(y), n_classes)
+        logits = None if teacher is None else self._teacher_outputs(teacher, y)
         data_class = TabularData
         if self.use_lightning:
             from tabularnet.data.datamodule import TabularDataModule as data_class
@@ -184,6 +204,8 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
             val=val,
             teacher_logits=logits,
             target=TARGET,
+            task=self.task,
+            target_transform=getattr(self, "target_transform", "none"),
             weight_column=WEIGHT if weights is not None else None,
             val_fraction=training["validation_split"] if (stop.enabled or self.calibrate) and val is None else 0.0,
             batch_size=training["batch_size"],
@@ -222,8 +244,15 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
         # NOTE: fitted models live on the CPU (as Lightning leaves them): picklable, savable and usable anywhere
         self.net_, self.hparams_ = net.cpu().eval(), hparams
         self.preprocessing_ = dm.preprocessor.state_dict()
-        self.classes_ = np.asarray(dm.classes)
+        self._fitted_labels()
         return self
+
+    def _teacher_outputs(self, teacher, y: np.ndarray) -> torch.Tensor:
+        """The teacher's outputs for the data module (a subclass checks their shape)."""
+        raise NotImplementedError
+
+    def _fitted_labels(self) -> None:
+        """Set the fitted attributes that come from the labels (``classes_``) from :attr:`preprocessing_`."""
 
     def _data_param(self, name: str):
         value = getattr(self, name)
@@ -234,6 +263,20 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None, **fit_params):
         """scikit-learn's name for :meth:`train`."""
         return self.train(X, y, sample_weight=sample_weight, **fit_params)
+
+    def _network_outputs(self, X) -> torch.Tensor | None:
+        """The network's outputs for the rows of ``X`` (``None`` for a table without rows)."""
+        check_is_fitted(self, "net_")
+        frame = as_frame(X, list(getattr(self, "feature_names_in_", [])) or None)
+        if frame.shape[1] != self.n_features_in_ and not isinstance(X, pd.DataFrame):
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input"
+            )
+        tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
+        batch_size = self._training(resolve_device=False)["eval_batch_size"]
+        loader = TensorBatchLoader(tensors, batch_size=batch_size, shard=False)
+        return network_outputs(self.net_, loader)[0] if len(loader) else None
 
     def _fit_lightning(self, module, dm, training: dict, stop) -> None:
         import lightning.pytorch as pl
@@ -269,28 +312,6 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
                 state = load_checkpoint(trainer.checkpoint_callback.best_model_path)["state_dict"]
                 module.load_state_dict(state)
 
-    # -------------------------------------------------------------- prediction
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, ``(n_rows, n_classes)``, columns in the order of ``classes_``."""
-        check_is_fitted(self, "net_")
-        frame = as_frame(X, list(getattr(self, "feature_names_in_", [])) or None)
-        if frame.shape[1] != self.n_features_in_ and not isinstance(X, pd.DataFrame):
-            raise ValueError(
-                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
-                "features as input"
-            )
-        tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
-        batch_size = self._training(resolve_device=False)["eval_batch_size"]
-        loader = TensorBatchLoader(tensors, batch_size=batch_size, shard=False)
-        if len(loader) == 0:
-            return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        return calibrated_probabilities(network_outputs(self.net_, loader)[0], self.temperature_).numpy()
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted labels, in the type of the training labels."""
-        probs = self.predict_proba(X)
-        return self.classes_[probs.argmax(1)]
-
     # ----------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Write a checkpoint that ``tabularnet predict --ckpt_path`` and :meth:`load` read (``weights_only``)."""
@@ -305,6 +326,7 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
             DATAMODULE_KEY: {"preprocessing": self.preprocessing_},
             "datamodule_hyper_parameters": {
                 "target": self.preprocessing_["schema"]["target"],
+                "task": self.task,
                 **{name: plain(self._data_param(name)) for name in DATA_PARAMS},
             },
             CHECKPOINT_VERSION_KEY: importlib.metadata.version("lightning"),
@@ -337,7 +359,10 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
         estimator.net_, estimator.hparams_ = net.eval(), hparams
         estimator.temperature_ = float(checkpoint["state_dict"]["temperature"])
         estimator.preprocessing_ = checkpoint[DATAMODULE_KEY]["preprocessing"]
-        estimator.classes_ = np.asarray(estimator.preprocessing_["classes"])
+        task = estimator.preprocessing_.get("task", "classification")
+        if task != cls.task:
+            raise DataError(f"{path}: holds a {task} model; load it with the {task} estimator, not {cls.__name__}")
+        estimator._fitted_labels()
         schema = estimator.preprocessing_["schema"]
         estimator.n_features_in_ = len(schema["numeric"]) + len(schema["categorical"])
         if saved.get("feature_names_in"):
@@ -359,8 +384,79 @@ class TabularEstimator(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         tags.non_deterministic = False
         return tags
+
+
+class ClassifierEstimator(ClassifierMixin, TabularEstimator):
+    """A classifier: labels of any type, class probabilities, ``score`` = accuracy."""
+
+    task = "classification"
+
+    def train(self, X, y, teacher_probs=None, X_val=None, y_val=None, sample_weight=None):
+        """Fit on ``X, y``; ``teacher_probs`` (probabilities or logits, one row per row of X, columns in the order
+        of the sorted labels) for distillation; ``X_val, y_val`` for validation (else ``training.validation_split``
+        of X when early stopping or calibration is on).
+
+        ``sample_weight``: one weight per row of X (finite, >= 0, not all zero). The training loss, the
+        preprocessing statistics and ``class_weight='balanced'`` weigh each row by it (a row of integer weight
+        ``k`` counts as ``k`` copies of it, weight 0 as absent); validation rows carved from X keep their weights
+        and the validation metrics are then weighted. ``X_val, y_val`` rows weigh 1."""
+        return self._fit(X, y, teacher_probs, X_val, y_val, sample_weight)
+
+    def _teacher_outputs(self, teacher, y: np.ndarray) -> torch.Tensor:
+        return teacher_logits_from(teacher, len(y), len(np.unique(y)))
+
+    def _fitted_labels(self) -> None:
+        self.classes_ = np.asarray(self.preprocessing_["classes"])
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, ``(n_rows, n_classes)``, columns in the order of ``classes_``."""
+        outputs = self._network_outputs(X)
+        if outputs is None:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        return calibrated_probabilities(outputs, self.temperature_).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels, in the type of the training labels."""
+        probs = self.predict_proba(X)
+        return self.classes_[probs.argmax(1)]
+
+
+class RegressorEstimator(RegressorMixin, TabularEstimator):
+    """A regressor: a numeric target, standardised (after ``log1p`` if asked) inside the model; predictions in the
+    target's units; ``score`` = R^2."""
+
+    task = "regression"
+
+    def train(self, X, y, teacher_preds=None, X_val=None, y_val=None, sample_weight=None):
+        """Fit on ``X, y`` (numbers); ``teacher_preds`` (a teacher's predictions for the rows of X, in the units of
+        ``y``; cross-fitted, e.g. :meth:`tabularnet.models.XGBoostRegressor.oof_predictions`) for distillation;
+        ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on).
+        ``sample_weight``: one weight per row of X, as for the classifiers."""
+        return self._fit(X, y, teacher_preds, X_val, y_val, sample_weight)
+
+    def _teacher_outputs(self, teacher, y: np.ndarray) -> np.ndarray:
+        values = np.asarray(teacher, dtype=np.float64)
+        if values.shape not in ((len(y),), (len(y), 1)):
+            raise DataError(
+                f"teacher_preds must have shape ({len(y)},) (one prediction per row), however: {values.shape}"
+            )
+        if not np.isfinite(values).all():
+            raise DataError("teacher_preds has NaN or infinite values")
+        return values.reshape(-1, 1)
+
+    def _fitted_labels(self) -> None:
+        pass
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions in the units of the training target, ``(n_rows,)`` float64."""
+        outputs = self._network_outputs(X)
+        if outputs is None:
+            return np.zeros(0, dtype=np.float64)
+        task = Regression()
+        return task.outputs(outputs.double(), 1.0, self.preprocessing_["target_scaling"]).double().numpy()

@@ -45,9 +45,9 @@ def teacher_logits_from(teacher_probs, n_rows: int, n_classes: int) -> torch.Ten
     return torch.as_tensor(as_logits(values), dtype=torch.float32)
 
 
-def check_sample_weight(sample_weight, y: np.ndarray) -> np.ndarray | None:
-    """``sample_weight`` as float64, one per row of ``y``: 1-D, finite, non-negative, not all zero, and positive on
-    rows of at least two classes (scikit-learn's rules, checked here: its own helper is private)."""
+def check_sample_weight(sample_weight, y: np.ndarray, *, classes: bool = True) -> np.ndarray | None:
+    """``sample_weight`` as float64, one per row of ``y``: 1-D, finite, non-negative, not all zero, and (``classes``)
+    positive on rows of at least two classes (scikit-learn's rules, checked here: its own helper is private)."""
     if sample_weight is None:
         return None
     values = np.asarray(sample_weight)
@@ -56,7 +56,8 @@ def check_sample_weight(sample_weight, y: np.ndarray) -> np.ndarray | None:
     if len(values) != len(y):
         raise DataError(f"sample_weight has {len(values)} weights but X has {len(y)} rows")
     weights = check_weights(values, what="sample_weight")
-    check_weighted_classes(y, weights, what="sample_weight")
+    if classes:
+        check_weighted_classes(y, weights, what="sample_weight")
     return weights
 
 

@@ -20,25 +20,32 @@ from torch import nn
 
 from tabularnet import __version__, atomic
 from tabularnet.data.schema import DataError
-from tabularnet.training.calibration import calibrated_probabilities
+from tabularnet.training.tasks import make_task
 
 METADATA_KEY = "tabularnet"
 FORMAT_VERSION = 1
 INPUTS = ("x_num", "x_cat")
 OUTPUT = "probabilities"
+OUTPUTS = {"classification": OUTPUT, "regression": "prediction"}  # the graph's output, by task
 OPSET = 18
 
 
-class _Probabilities(nn.Module):
-    """``softmax(net(x_num, x_cat) / T)``: what ``predict_proba`` and ``tabularnet predict`` compute."""
+class _Outputs(nn.Module):
+    """What ``predict_proba`` and ``tabularnet predict`` compute: ``softmax(net(x_num, x_cat) / T)``, or a
+    regression's prediction in the target's original units (:meth:`tabularnet.training.tasks.Regression.outputs`)."""
 
-    def __init__(self, net: nn.Module, temperature: float) -> None:
+    def __init__(self, net: nn.Module, temperature: float, preprocessing: dict) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.task, self.target_scaling = make_task(task_of(preprocessing)), preprocessing.get("target_scaling")
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        return calibrated_probabilities(self.net(x_num, x_cat), self.temperature)
+        return self.task.outputs(self.net(x_num, x_cat), self.temperature, self.target_scaling)
+
+
+def task_of(preprocessing: dict) -> str:
+    return preprocessing.get("task", "classification")
 
 
 def model_document(*, preprocessing: dict, model: str, temperature: float) -> dict:
@@ -47,13 +54,13 @@ def model_document(*, preprocessing: dict, model: str, temperature: float) -> di
     return {
         "format_version": FORMAT_VERSION,
         "tabularnet_version": __version__,
-        "task": "classification",
+        "task": task_of(preprocessing),
         "model": model,
         "temperature": float(temperature),
         "inputs": list(INPUTS),
-        "output": OUTPUT,
+        "output": OUTPUTS[task_of(preprocessing)],
         "features": [*schema["numeric"], *schema["categorical"]],
-        "classes": list(preprocessing["classes"]),
+        "classes": None if preprocessing["classes"] is None else list(preprocessing["classes"]),
         "preprocessing": preprocessing,
     }
 
@@ -99,7 +106,8 @@ def export_network(
     if path.suffix != ".onnx":
         raise DataError(f"--output: an ONNX file name ends with .onnx, however: {path}")
     document = json.dumps(model_document(preprocessing=preprocessing, model=model, temperature=temperature))
-    wrapper = _Probabilities(net.cpu().eval(), temperature).eval()
+    wrapper = _Outputs(net.cpu().eval(), temperature, preprocessing).eval()
+    output = OUTPUTS[task_of(preprocessing)]
     inputs = _example_inputs(preprocessing)
     batch = torch.export.Dim("batch")
     with _quiet_exporter():
@@ -108,7 +116,7 @@ def export_network(
                 wrapper,
                 inputs,
                 input_names=list(INPUTS),
-                output_names=[OUTPUT],
+                output_names=[output],
                 dynamic_shapes={"x_num": {0: batch}, "x_cat": {0: batch}},
                 opset_version=OPSET,
                 dynamo=True,
@@ -118,14 +126,14 @@ def export_network(
         except Exception as err:  # noqa: BLE001 (any exporter failure: try the older exporter, say why)
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             warnings.warn(f"torch.onnx dynamo export failed ({reason}); using the TorchScript exporter", stacklevel=2)
-            proto = _torchscript_export(wrapper, inputs)
+            proto = _torchscript_export(wrapper, inputs, output)
     onnx.helper.set_model_props(proto, {METADATA_KEY: document})
     with atomic.atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp))
     return path
 
 
-def _torchscript_export(wrapper: nn.Module, inputs) -> object:
+def _torchscript_export(wrapper: nn.Module, inputs, output: str) -> object:
     import io
 
     import onnx
@@ -136,8 +144,8 @@ def _torchscript_export(wrapper: nn.Module, inputs) -> object:
         inputs,
         buffer,
         input_names=list(INPUTS),
-        output_names=[OUTPUT],
-        dynamic_axes={"x_num": {0: "batch"}, "x_cat": {0: "batch"}, OUTPUT: {0: "batch"}},
+        output_names=[output],
+        dynamic_axes={"x_num": {0: "batch"}, "x_cat": {0: "batch"}, output: {0: "batch"}},
         opset_version=OPSET,
         dynamo=False,
     )

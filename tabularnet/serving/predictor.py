@@ -25,7 +25,8 @@ class Predictor:
         threads: onnxruntime's intra-op threads (``None``: its default, one per core).
 
     Attributes:
-        classes_: the class labels, in the order of :meth:`predict_proba`'s columns.
+        classes_: the class labels, in the order of :meth:`predict_proba`'s columns (``None`` for regression).
+        task: ``classification`` or ``regression``.
         features: the feature columns the model reads (by name; column order and extra columns do not matter).
         metadata: the whole document stored in the file (model, temperature, preprocessing, versions).
     """
@@ -58,13 +59,15 @@ class Predictor:
                 f"({', '.join(map(str, FORMAT_VERSIONS))}); upgrade tabularnet"
             )
         self.path, self.batch_size = path, batch_size
-        self.classes_ = np.asarray(self.metadata["classes"])
+        self.task = self.metadata.get("task", "classification")
+        self.classes_ = None if self.task == "regression" else np.asarray(self.metadata["classes"])
         self.features = list(self.metadata["features"])
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._output = self.metadata["output"]
 
     def __repr__(self) -> str:
-        return f"Predictor({str(self.path)!r}, model={self.metadata['model']!r}, classes={self.classes_.tolist()!r})"
+        labels = "task='regression'" if self.classes_ is None else f"classes={self.classes_.tolist()!r}"
+        return f"Predictor({str(self.path)!r}, model={self.metadata['model']!r}, {labels})"
 
     def _frame(self, X) -> pd.DataFrame:
         if isinstance(X, np.ndarray):
@@ -81,11 +84,17 @@ class Predictor:
         ``X``: a pandas DataFrame, a pyarrow Table, a CSV or Parquet path, or a 2-D array with the feature columns
         in training order.
         """
+        if self.classes_ is None:
+            raise DataError(f"{self.path}: a regression model has no class probabilities; use predict")
+        return self._outputs(X)
+
+    def _outputs(self, X) -> np.ndarray:
+        """The graph's output over the rows of ``X``: probabilities, or a regression's predictions ``(n_rows,)``."""
         source = str(X) if isinstance(X, (str, Path)) else "X"
         x_num, x_cat = transform_table(self.metadata["preprocessing"], self._frame(X), source=source)
         inputs = {"x_num": x_num, "x_cat": x_cat}
         if len(x_num) == 0:
-            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+            return np.zeros((0,) if self.classes_ is None else (0, len(self.classes_)), dtype=np.float32)
         chunks = [
             self.session.run(
                 [self._output], {name: inputs[name][start : start + self.batch_size] for name in self._inputs}
@@ -95,9 +104,14 @@ class Predictor:
         return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
 
     def predict(self, X) -> np.ndarray:
-        """Predicted labels, in the type of the training labels."""
+        """Predicted labels, in the type of the training labels; regression: predictions in the target's units."""
+        if self.classes_ is None:
+            return self._outputs(X)
         return self.classes_[self.predict_proba(X).argmax(1)]
 
     def predict_frame(self, X) -> pd.DataFrame:
-        """What ``tabularnet predict`` writes: ``prediction`` and one ``proba_<label>`` column per class."""
+        """What ``tabularnet predict`` writes: ``prediction`` and one ``proba_<label>`` column per class (regression:
+        ``prediction`` only)."""
+        if self.classes_ is None:
+            return predictions_frame(self._outputs(X), None)
         return predictions_frame(self.predict_proba(X), self.classes_.tolist())
