@@ -17,6 +17,7 @@ _EXPORTS = {
     "MLPClassifier": "tabularnet.models.classifiers",
     "TransformerClassifier": "tabularnet.models.classifiers",
     "XGBoostClassifier": "tabularnet.models.xgboost",
+    "XGBoostRegressor": "tabularnet.models.xgboost",
     "MLPLightningModule": "tabularnet.training.lightning_modules",
     "TransformerLightningModule": "tabularnet.training.lightning_modules",
 }
