@@ -19,6 +19,7 @@ _EXPORTS = {
     "MLPRegressor": "tabularnet.models.classifiers",
     "TransformerRegressor": "tabularnet.models.classifiers",
     "XGBoostClassifier": "tabularnet.models.xgboost",
+    "XGBoostRegressor": "tabularnet.models.xgboost",
     "MLPLightningModule": "tabularnet.training.lightning_modules",
     "TransformerLightningModule": "tabularnet.training.lightning_modules",
 }

@@ -1,9 +1,12 @@
-"""Teacher logits for distillation: read from a file, or cross-fitted from a teacher spec and cached.
+"""Teacher outputs for distillation: read from a file, or cross-fitted from a teacher spec and cached.
 
-The teacher is data, not code in the training loop: its logits are computed once, before training, and
-travel in the batch. Cross-fitting: the training split is cut into ``folds`` stratified folds; each row's
-logits come from a teacher fitted on the other folds, so the student never sees a teacher's prediction on a
-row that teacher was trained on. Validation and test rows are never used to fit a teacher.
+The teacher is data, not code in the training loop: its outputs are computed once, before training, and
+travel in the batch. Classification teachers give logits (log-probabilities, one column per class); regression
+teachers (``classes=None`` below) give one column of predictions in the target's units. Cross-fitting: the
+training split is cut into ``folds`` folds (stratified by class for classification, plain shuffled ``KFold`` for
+regression); each row's output comes from a teacher fitted on the other folds, so the student never sees a
+teacher's prediction on a row that teacher was trained on. Validation and test rows are never used to fit a
+teacher.
 """
 
 from __future__ import annotations
@@ -13,20 +16,30 @@ import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError, check_known_keys
 from tabularnet.data.sources import read_table
 
 EPS = 1e-10
+Task = Literal["classification", "regression"]
+# the methods a teacher class needs, per task
+TEACHER_METHODS = {"classification": ("fit", "predict_proba"), "regression": ("fit", "predict")}
 
 
-def build_teacher(spec: dict):
-    """Instantiate ``{class_path: module.Class, init_args: {...}}``; the class needs ``fit`` and ``predict_proba``."""
+def task_of(classes: list | None) -> Task:
+    """``classes=None`` means regression throughout this module."""
+    return "regression" if classes is None else "classification"
+
+
+def build_teacher(spec: dict, task: Task = "classification"):
+    """Instantiate ``{class_path: module.Class, init_args: {...}}``; the class needs ``fit`` and ``predict_proba``
+    (classification) or ``fit`` and ``predict`` (regression)."""
     if not isinstance(spec, dict) or "class_path" not in spec:
         raise DataError(f"data.teacher must be {{class_path: ..., init_args: {{...}}}}, however: {spec!r}")
     check_known_keys(spec, ("class_path", "init_args"), "data.teacher")
@@ -35,8 +48,13 @@ def build_teacher(spec: dict):
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError):
         raise DataError(f"data.teacher: cannot import class_path {spec['class_path']!r}") from None
-    if not (hasattr(cls, "fit") and hasattr(cls, "predict_proba")):
-        raise DataError(f"data.teacher: {spec['class_path']} has no fit/predict_proba methods")
+    needed = TEACHER_METHODS[task]
+    missing = [method for method in needed if not hasattr(cls, method)]
+    if missing:
+        raise DataError(
+            f"data.teacher: {spec['class_path']} has no {'/'.join(missing)} method{'s' * (len(missing) > 1)} "
+            f"(a {task} teacher needs {' and '.join(needed)})"
+        )
     try:
         return cls(**(spec.get("init_args") or {}))
     except TypeError as err:
@@ -64,12 +82,29 @@ def as_logits(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def fold_assignment(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """The cross-fitting fold of each training row (stratified)."""
+def regression_target(y, *, what: str = "y") -> np.ndarray:
+    """``y`` as float64 ``(n,)``; a value that is missing, non-numeric or infinite is a DataError naming its row."""
+    values = np.asarray(y)
+    if values.dtype.kind in "biuf":
+        numbers = values.astype(np.float64).ravel()
+    else:
+        numbers = pd.to_numeric(pd.Series(values.ravel(), dtype=object), errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = values.ravel()[row]
+        problem = "a missing value" if pd.isna(value) else f"a non-numeric or infinite value {value!r}"
+        raise DataError(f"{what} has {problem} at row {row}; a regression target must be finite numbers")
+    return numbers
+
+
+def fold_assignment(y: np.ndarray, folds: int, seed: int, stratified: bool = True) -> np.ndarray:
+    """The cross-fitting fold of each training row (stratified by ``y``, or plain shuffled ``KFold``)."""
     if folds < 2:
         raise DataError(f"data.teacher_folds must be at least 2, however: teacher_folds={folds}")
     fold_of = np.zeros(len(y), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    kind = StratifiedKFold if stratified else KFold
+    splitter = kind(n_splits=folds, shuffle=True, random_state=seed)
     for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(y)), y)):
         fold_of[held_out] = k
     return fold_of
@@ -80,34 +115,61 @@ def _weighted(sample_weight: np.ndarray | None, rows) -> dict:
     return {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight)[rows]}
 
 
-def cross_fit_logits(
+def teacher_outputs(teacher, X: pd.DataFrame, classes: list | None) -> np.ndarray:
+    """A fitted teacher's logits ``(n, n_classes)`` in the column order of ``classes``, or its regression
+    predictions ``(n, 1)`` float64 (``classes=None``)."""
+    if classes is None:
+        return np.asarray(teacher.predict(X), dtype=np.float64).reshape(len(X), 1)
+    return probs_to_logits(teacher.predict_proba(X), teacher.classes_, classes)
+
+
+def cross_fit_outputs(
     spec: dict,
     X: pd.DataFrame,
     y: np.ndarray,
-    classes: list,
+    classes: list | None,
     *,
     folds: int,
     seed: int,
     sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Out-of-fold teacher logits for every row of ``X`` (teachers fitted with ``sample_weight`` when given)."""
-    fold_of = fold_assignment(y, folds, seed)
-    logits = np.zeros((len(y), len(classes)))
+    """Out-of-fold teacher outputs for every row of ``X`` (teachers fitted with ``sample_weight`` when given):
+    logits ``(n, n_classes)``, or with ``classes=None`` regression predictions ``(n, 1)`` float64."""
+    task = task_of(classes)
+    if task == "regression":
+        y = regression_target(y)
+    fold_of = fold_assignment(y, folds, seed, stratified=task == "classification")
+    outputs = np.zeros((len(y), 1 if classes is None else len(classes)))
     for k in range(folds):
         fit_rows, held_out = fold_of != k, fold_of == k
-        teacher = build_teacher(spec)
+        teacher = build_teacher(spec, task)
         teacher.fit(X[fit_rows], y[fit_rows], **_weighted(sample_weight, fit_rows))
-        logits[held_out] = probs_to_logits(teacher.predict_proba(X[held_out]), teacher.classes_, classes)
-    return logits
+        outputs[held_out] = teacher_outputs(teacher, X[held_out], classes)
+    return outputs
+
+
+cross_fit_logits = cross_fit_outputs  # the name from before regression teachers
 
 
 def teacher_evaluations(
-    spec: dict, train: tuple, evaluations: dict[str, tuple], classes: list, sample_weight: np.ndarray | None = None
+    spec: dict,
+    train: tuple,
+    evaluations: dict[str, tuple],
+    classes: list | None,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Fit one teacher on the whole training split (with ``sample_weight`` when given) and give, per evaluation
-    split, its class probabilities ``(n, n_classes)`` and the labels as class indices (the metrics are the
-    student's, computed from these by the command line)."""
-    teacher = build_teacher(spec)
+    split, its class probabilities ``(n, n_classes)`` and the labels as class indices, or with ``classes=None`` its
+    predictions ``(n,)`` and the targets ``(n,)``, both float64 (the metrics are the student's, computed from these
+    by the command line)."""
+    task = task_of(classes)
+    teacher = build_teacher(spec, task)
+    if task == "regression":
+        teacher.fit(train[0], regression_target(train[1]), **_weighted(sample_weight, slice(None)))
+        return {
+            split: (teacher_outputs(teacher, X, None)[:, 0], regression_target(y, what=f"{split} target"))
+            for split, (X, y) in evaluations.items()
+        }
     teacher.fit(*train, **_weighted(sample_weight, slice(None)))
     result = {}
     for split, (X, y) in evaluations.items():
@@ -118,11 +180,14 @@ def teacher_evaluations(
     return result
 
 
-def cache_key(spec: dict, train: pd.DataFrame, folds: int, seed: int) -> str:
-    """A hash of the training rows, the teacher spec and the cross-fitting settings."""
+def cache_key(spec: dict, train: pd.DataFrame, folds: int, seed: int, task: Task = "classification") -> str:
+    """A hash of the training rows, the teacher spec, the cross-fitting settings and the task."""
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(train, index=False).to_numpy().tobytes())
-    digest.update(json.dumps([spec, list(map(str, train.columns)), folds, seed], sort_keys=True, default=str).encode())
+    # NOTE: the task is hashed only when it is regression, so the keys of classification caches written before
+    # regression existed stay valid
+    settings = [spec, list(map(str, train.columns)), folds, seed, *([task] if task != "classification" else [])]
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
 
@@ -137,6 +202,7 @@ def load_cached(folder: Path, key: str) -> tuple[np.ndarray, dict] | None:
 
 
 def save_cached(folder: Path, key: str, logits: np.ndarray, evaluations: dict) -> None:
+    # NOTE: "_probs" holds the teacher's outputs on a split: class probabilities, or regression predictions
     # NOTE: the logits first, the evaluations last: load_cached needs both, so a killed writer leaves no half entry
     with atomic_path(folder / f"teacher-{key}.npy") as tmp:
         np.save(tmp, logits, allow_pickle=False)
@@ -152,7 +218,7 @@ def save_cached(folder: Path, key: str, logits: np.ndarray, evaluations: dict) -
 def cached_teacher_logits(
     spec: dict,
     train: pd.DataFrame,
-    classes: list,
+    classes: list | None,
     evaluations: Callable[[], dict[str, tuple]],
     *,
     features: list[str],
@@ -163,17 +229,18 @@ def cached_teacher_logits(
     seed: int,
     cache_dir: Path,
 ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Cross-fitted logits of the teacher ``spec`` for the rows of ``train`` and its probabilities on the
-    evaluation splits (:func:`teacher_evaluations`), from the cache in ``cache_dir`` (keyed by the rows, the spec
-    and the cross-fitting settings), else computed and cached. ``evaluations()`` gives ``{split: (X, y)}``, called
-    only when the cache misses."""
+    """Cross-fitted outputs of the teacher ``spec`` for the rows of ``train`` (:func:`cross_fit_outputs`: logits,
+    or with ``classes=None`` regression predictions ``(n, 1)``) and its outputs on the evaluation splits
+    (:func:`teacher_evaluations`), from the cache in ``cache_dir`` (keyed by the rows, the spec, the cross-fitting
+    settings and the task), else computed and cached. ``evaluations()`` gives ``{split: (X, y)}``, called only
+    when the cache misses."""
     X, y = train[features], train[target].to_numpy()
     keyed = [*features, target, *([weight_column] if sample_weight is not None else [])]
-    key = cache_key(spec, train[keyed], folds, seed)
+    key = cache_key(spec, train[keyed], folds, seed, task_of(classes))
     cached = load_cached(cache_dir, key)
     if cached is not None:
         return cached
-    logits = cross_fit_logits(spec, X, y, classes, folds=folds, seed=seed, sample_weight=sample_weight)
+    logits = cross_fit_outputs(spec, X, y, classes, folds=folds, seed=seed, sample_weight=sample_weight)
     evaluated = teacher_evaluations(spec, (X, y), evaluations(), classes, sample_weight=sample_weight)
     save_cached(cache_dir, key, logits, evaluated)
     return logits, evaluated
