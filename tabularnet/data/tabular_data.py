@@ -154,7 +154,8 @@ class TabularData(SplitLoaders):
         if teacher is not None and teacher_logits_path is not None:
             raise DataError("give data.teacher or data.teacher_logits_path, not both")
         if teacher is not None:
-            build_teacher(teacher)  # fail now, not after reading the data
+            # fail now, not after reading the data (an `auto` task: any class with fit and predict)
+            build_teacher(teacher, task="classification" if task == "classification" else "regression")
         check_streaming_options(self.hparams)
         check_task_options(task, target_transform)
         self._task: Task | None = None if task == "auto" else task  # decided from the training target for auto
