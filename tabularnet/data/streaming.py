@@ -47,7 +47,9 @@ class ChunkTransform:
         )
         self.categorical = Preprocessor().load_state_dict({**state, "numeric": {}, "schema": {**schema, "numeric": []}})
         self.numeric_columns, self.categorical_columns = list(schema["numeric"]), list(schema["categorical"])
-        self.classes = pd.Index(preprocessor.classes) if target is not None else None
+        regression = preprocessor.task == "regression"
+        self.classes = pd.Index(preprocessor.classes) if target is not None and not regression else None
+        self.preprocessor = preprocessor
         self.target, self.source, self.weight_column = target, source, weight_column
 
     @property
@@ -92,6 +94,8 @@ class ChunkTransform:
 
     def _labels(self, column: pa.Array) -> torch.Tensor:
         values = column.to_numpy(zero_copy_only=False)
+        if self.classes is None:  # regression: the target on its standard scale
+            return self.preprocessor.encode_targets(values, source=self.source)
         indices = self.classes.get_indexer(values)
         if (indices < 0).any():
             first = values[np.flatnonzero(indices < 0)[0]]

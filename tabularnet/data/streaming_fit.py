@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from tabularnet.data.preprocessing import Preprocessor
 from tabularnet.data.schema import DataError, check_weighted_classes, check_weights, infer_schema, mark_missing
 from tabularnet.data.streaming_plan import EVERY_ROW, RowSplit, open_parquet, row_group_sizes
+from tabularnet.data.task import decide_task
 
 # Seeds the preprocessing sample's generator apart from the split and shuffle generators of the same seed.
 SAMPLE_STREAM = 7919
@@ -42,13 +43,19 @@ def sample_parquet(path: str | Path, n_rows: int, *, rows: RowSplit = EVERY_ROW,
 
 
 def parquet_labels(
-    path: str | Path, target: str, rows: RowSplit = EVERY_ROW, weight_column: str | None = None
-) -> tuple[np.ndarray, list]:
+    path: str | Path,
+    target: str,
+    rows: RowSplit = EVERY_ROW,
+    weight_column: str | None = None,
+    *,
+    count_labels: bool = True,
+) -> tuple[np.ndarray, list] | None:
     """The sorted distinct labels of ``target`` over the whole file, and how many of ``rows`` have each, reading
     only that column. A missing label is a DataError naming its row.
 
     ``weight_column``: the file must have it; its values are validated over the whole file (errors name the file's
-    row) and the counts are the labels' total weights over ``rows``.
+    row) and the counts are the labels' total weights over ``rows``. ``count_labels=False`` (regression): only the
+    checks (missing targets, weights); returns ``None``.
     """
     parquet = open_parquet(path)
     names = parquet.schema_arrow.names
@@ -66,6 +73,13 @@ def parquet_labels(
         if column.null_count:
             row = offset + int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
             raise DataError(f"{path}: target column {target!r} has missing labels (first at row {row})")
+        if not count_labels:
+            if weight_column is not None:
+                check_weights(
+                    table.column(weight_column).to_pandas(), what=what, first_row=offset, require_positive=False
+                )
+            offset += len(column)
+            continue
         for label in pc.unique(column).to_pylist():
             counts.setdefault(label, 0)
         mask = rows.mask(group, len(column))
@@ -83,6 +97,8 @@ def parquet_labels(
             for label, total in pd.Series(weights, index=labels.to_numpy()).groupby(level=0).sum().items():
                 counts[label] += float(total)
         offset += len(column)
+    if not count_labels:
+        return None
     if len(counts) < 2:
         raise DataError(f"{path}: target column {target!r} has only one class ({next(iter(counts), None)!r})")
     labels = sorted(counts)
@@ -107,12 +123,20 @@ def fit_on_sample(
     categorical: list[str] | None = None,
     numeric: list[str] | None = None,
     weight_column: str | None = None,
+    task: str = "classification",
+    target_transform: str = "none",
 ) -> Preprocessor:
     """Fit ``preprocessor`` on a uniform sample of at most ``sample_rows`` training rows of ``path``; the label
     classes and the training rows per class (total weights per class with ``weight_column``) come from a scan of
-    the whole target column. With ``weight_column`` the sample's statistics are weighted by it."""
-    classes, class_counts = parquet_labels(path, target, rows, weight_column)  # also validates the weights
+    the whole target column. With ``weight_column`` the sample's statistics are weighted by it. ``task``:
+    ``auto`` is decided from the sample's target; a regression target's scaling is fitted on the sample."""
     sample = mark_missing(sample_parquet(path, sample_rows, rows=rows, seed=seed), preprocessor.na_values, source=path)
+    if target in sample.columns:
+        task = decide_task(sample[target].dropna(), task, source=path)
+    regression = task == "regression"
+    # the scan also validates the weights and the missing targets of the whole file
+    labels = parquet_labels(path, target, rows, weight_column, count_labels=not regression)
+    classes, class_counts = labels if labels is not None else (None, None)
     features = sample.drop(columns=[weight_column] if weight_column else [])
     schema = infer_schema(features, target=target, categorical=categorical, numeric=numeric, source=path)
     weights = None
@@ -121,6 +145,9 @@ def fit_on_sample(
         weights = pd.to_numeric(sample[weight_column]).to_numpy(dtype=np.float64)
         if not (weights > 0).any():
             weights = None  # a sample without a positive weight: fit it unweighted rather than not at all
-    preprocessor.fit(sample, schema, classes=classes, source=path, sample_weight=weights)
+    preprocessor.fit(
+        sample, schema, classes=classes, source=path, sample_weight=weights, task=task,
+        target_transform=target_transform,
+    )  # fmt: skip
     preprocessor.state["class_counts"] = class_counts  # the whole training split's, not the sample's
     return preprocessor

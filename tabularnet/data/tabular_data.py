@@ -237,6 +237,7 @@ class TabularData(SplitLoaders):
         if "train" in self._streams():
             path, rows = self._streams()["train"]
             kwargs = dict(categorical=hp.categorical, numeric=hp.numeric, sample_rows=hp.sample_rows, seed=hp.seed)
+            kwargs.update(task=hp.task, target_transform=hp.target_transform)
             return fit_on_sample(
                 self.preprocessor, path, rows, target=hp.target, weight_column=hp.weight_column, **kwargs
             )

@@ -68,6 +68,9 @@ def regression_targets(y, *, source: str, name: str | None = None, transform: st
     if pd.api.types.is_bool_dtype(series):
         raise DataError(f"{source}: regression target {label} holds booleans; use data.task classification")
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    if series.isna().any():
+        row = int(np.flatnonzero(series.isna().to_numpy())[0])
+        raise DataError(f"{source}: regression target {label} has a missing value at row {row}")
     bad = np.isnan(values) & series.notna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
