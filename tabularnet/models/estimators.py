@@ -346,6 +346,9 @@ class TabularEstimator(BaseEstimator):
         class_path = checkpoint["hyper_parameters"].get("_class_path", "")
         if not class_path.endswith(cls.module_name):
             raise DataError(f"{path}: holds a {class_path or 'unknown model'}, not a {cls.module_name}")
+        task = checkpoint[DATAMODULE_KEY]["preprocessing"].get("task", "classification")
+        if task != cls.task:
+            raise DataError(f"{path}: holds a {task} model; load it with the {task} estimator, not {cls.__name__}")
         saved = checkpoint.get("tabularnet_estimator", {})
         params = saved.get("params") or {k: v for k, v in hparams.items() if k in cls().get_params()}
         estimator = cls(**params)
@@ -359,9 +362,6 @@ class TabularEstimator(BaseEstimator):
         estimator.net_, estimator.hparams_ = net.eval(), hparams
         estimator.temperature_ = float(checkpoint["state_dict"]["temperature"])
         estimator.preprocessing_ = checkpoint[DATAMODULE_KEY]["preprocessing"]
-        task = estimator.preprocessing_.get("task", "classification")
-        if task != cls.task:
-            raise DataError(f"{path}: holds a {task} model; load it with the {task} estimator, not {cls.__name__}")
         estimator._fitted_labels()
         schema = estimator.preprocessing_["schema"]
         estimator.n_features_in_ = len(schema["numeric"]) + len(schema["categorical"])

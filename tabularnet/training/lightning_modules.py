@@ -81,7 +81,8 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
         """What the model predicts for ``batch``: ``(B, n_classes)`` class probabilities, softmax(logits / T) with
         the fitted temperature (1 until :meth:`calibrate_temperature`); for regression ``(B,)`` predictions in the
         target's original units."""
-        return self.task.outputs(self.net(batch["x_num"], batch["x_cat"]), self.temperature, self.target_scaling)
+        outputs = self.net(batch["x_num"], batch["x_cat"]).float()
+        return self.task.outputs(outputs, self.temperature, self.target_scaling)
 
     # --------------------------------------------------------------- calibration
     def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:

@@ -176,9 +176,9 @@ class Regression:
         return squared_distance(a, b, sample_weight)
 
     def outputs(self, outputs: Tensor, temperature=1.0, target_scaling=None) -> Tensor:
-        """Predictions ``(B,)`` in the target's original units (float32)."""
-        z = outputs[..., 0].float()
-        return z if target_scaling is None else unscale_target(z, target_scaling).float()
+        """Predictions ``(B,)`` in the target's original units (in the outputs' precision, float32 or 64)."""
+        z = outputs[..., 0]
+        return z if target_scaling is None else unscale_target(z, target_scaling)
 
     def evaluation_sums(self, outputs: Tensor, y: Tensor, sample_weight=None) -> tuple[float, float, float]:
         """``(sum of losses, sum of squared errors, sum of weights)`` of one batch, on the standard scale."""
