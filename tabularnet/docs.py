@@ -21,7 +21,7 @@ import docstring_parser
 
 from tabularnet.cli.app import CHECKPOINT_DEFAULTS, LINKED, PREDICTIONS_PATH_HELP
 from tabularnet.data.datamodule import TabularDataModule
-from tabularnet.models.estimators import EstimatorOptions
+from tabularnet.models.estimators import EstimatorOptions, RegressorOptions
 from tabularnet.training.config import (
     DistillationConfig,
     MixUpConfig,
@@ -168,11 +168,13 @@ def config_reference() -> str:
             recipe_keys_table(),
             "### Other keys of `tabularnet fit|validate|test|predict`",
             cli_table(),
-            "### Estimators (`MLPClassifier`, `TransformerClassifier`)",
-            "The network's options (`MLPClassifier`: the MLP's, `TransformerClassifier`: the FT-Transformer's) and the "
+            "### Estimators (`MLPClassifier`, `TransformerClassifier`, `MLPRegressor`, `TransformerRegressor`)",
+            "The network's options (`MLP*`: the MLP's, `Transformer*`: the FT-Transformer's) and the "
             "training recipe's above, with the same defaults and meanings (one declaration, "
             "`tabularnet/training/options.py`), then:",
             fields_table(EstimatorOptions),
+            "The regressors also take:",
+            fields_table(RegressorOptions),
         ]
     )
 

@@ -9,6 +9,11 @@ import pandas as pd
 import pytest
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# scikit-learn's check_sample_weight_equivalence_on_dense_data, expected to fail for the neural estimators
+WEIGHT_EQUIVALENCE = (
+    "float32 training: a weighted fit equals the fit on repeated rows to ~1e-6, not the check's rtol 1e-7 "
+    "(tests/test_sample_weights.py checks it at 1e-5 with full batches and no dropout)"
+)
 
 
 def make_table(n_rows: int = 300, seed: int = 0, n_classes: int = 2) -> pd.DataFrame:

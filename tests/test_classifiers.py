@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SHARED_DATASETS, fit_cli_checkpoint, make_table, requires_shared_datasets
+from conftest import SHARED_DATASETS, WEIGHT_EQUIVALENCE, fit_cli_checkpoint, make_table, requires_shared_datasets
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -28,10 +28,6 @@ LR = {"name": "AdamW", "lr": 1e-2}
 # with one full batch and no dropout (measured: ~1e-6 relative; the two fits sum their rows in a different order),
 # and with these minibatches and dropout the batches themselves differ. tests/test_sample_weights.py proves the
 # property at 1e-5 (full batch, dropout 0, both drivers).
-WEIGHT_EQUIVALENCE = (
-    "float32 training: a weighted fit equals the fit on repeated rows to ~1e-6, not the check's rtol 1e-7 "
-    "(tests/test_sample_weights.py checks it at 1e-5 with full batches and no dropout)"
-)
 
 
 @parametrize_with_checks(

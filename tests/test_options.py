@@ -9,8 +9,8 @@ from dataclasses import dataclass, fields
 import pytest
 
 from tabularnet.docs import README, readme_block, yaml_value
-from tabularnet.models import MLPClassifier, TransformerClassifier
-from tabularnet.models.estimators import EstimatorOptions
+from tabularnet.models import MLPClassifier, MLPRegressor, TransformerClassifier, TransformerRegressor
+from tabularnet.models.estimators import EstimatorOptions, RegressorOptions
 from tabularnet.training.lightning_modules import MLPLightningModule, TransformerLightningModule
 from tabularnet.training.options import (
     MLPOptions,
@@ -24,6 +24,8 @@ from tabularnet.training.options import (
 PAIRS = [
     (MLPClassifier, MLPLightningModule, MLPOptions),
     (TransformerClassifier, TransformerLightningModule, TransformerOptions),
+    (MLPRegressor, MLPLightningModule, MLPOptions),
+    (TransformerRegressor, TransformerLightningModule, TransformerOptions),
 ]
 LINKED = {"n_num_features": 3, "cat_cardinalities": [5], "n_classes": 2}
 
@@ -37,8 +39,10 @@ def test_estimator_module_and_reference_list_the_same_options(estimator, module,
         assert params[name] == default or list(params[name]) == default, name  # tuples as YAML lists
         assert hparams[name] == default, name
     # nothing else: the estimator adds its own options, the module the linked sizes and compile
-    assert set(params) == set(shared) | {f.name for f in fields(EstimatorOptions)}
-    assert set(hparams) == set(shared) | {*LINKED, "classes", "class_counts", "compile", "_class_path"}
+    own_options = (EstimatorOptions, RegressorOptions) if estimator.task == "regression" else (EstimatorOptions,)
+    assert set(params) == set(shared) | {f.name for c in own_options for f in fields(c)}
+    linked = {*LINKED, "classes", "class_counts", "task_type", "target_scaling"}
+    assert set(hparams) == set(shared) | linked | {"compile", "_class_path"}
     sections: dict[str, dict[str, str]] = {}
     for section in readme_block(README.read_text()).split("### ")[1:]:
         rows = sections.setdefault(section.splitlines()[0], {})

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_table
+from conftest import WEIGHT_EQUIVALENCE, make_table
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from tabularnet.cli import main
@@ -176,7 +176,12 @@ def test_use_lightning_gives_the_same_model(cls, xy):
     np.testing.assert_allclose(predictions[0], predictions[1], rtol=1e-5)
 
 
-@parametrize_with_checks([MLPRegressor(), TransformerRegressor()])
+# At their default arguments. As for the classifiers (tests/test_classifiers.py), the weighted fit equals the fit on
+# repeated rows only to float32 rounding and with different minibatches, not to the check's rtol 1e-7.
+@parametrize_with_checks(
+    [MLPRegressor(), TransformerRegressor()],
+    expected_failed_checks=lambda estimator: {"check_sample_weight_equivalence_on_dense_data": WEIGHT_EQUIVALENCE},
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 

@@ -119,18 +119,19 @@ class RecipeOptions:
     distillation: Optional[DistillationSpec] = option(
         None,
         "``{enabled: bool, lambda: float, temperature: float, consistency: float}``: loss = (1 - lambda) CE + "
-        "lambda T^2 KL(teacher_T || student_T) + consistency * two-view penalty; needs teacher logits.",
+        "lambda T^2 KL(teacher_T || student_T) + consistency * two-view penalty; needs teacher logits. "
+        "Regression: (1 - lambda) L(y) + lambda L(teacher's prediction), L the ``loss``; no temperature.",
     )
     class_weight: ClassWeightArg = option(
         None,
         "per-class weights of the label loss: ``balanced`` (n_samples / (n_classes * count) on the training "
         "split), or ``{label: weight}`` keyed by the original labels (others weigh 1); ``null``: none. "
-        "``val_loss`` stays the log loss without class weights.",
+        "``val_loss`` stays the log loss without class weights. Classification only.",
     )
     calibrate: bool = option(
         False,
         "after training, fit one temperature T on the validation split (temperature scaling: the probabilities "
-        "become softmax(logits / T)); T is stored with the model and used by every prediction.",
+        "become softmax(logits / T)); T is stored with the model and used by every prediction. Classification only.",
     )
 
 
