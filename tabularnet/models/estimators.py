@@ -7,6 +7,7 @@ LightningModule that wraps it, ``use_lightning=False`` (the default, as in the o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.metadata
 import tempfile
@@ -264,8 +265,10 @@ class TabularEstimator(BaseEstimator):
         """scikit-learn's name for :meth:`train`."""
         return self.train(X, y, sample_weight=sample_weight, **fit_params)
 
-    def _network_outputs(self, X) -> torch.Tensor | None:
-        """The network's outputs for the rows of ``X`` (``None`` for a table without rows)."""
+    def _network_outputs(self, X, *, float64: bool = False) -> torch.Tensor | None:
+        """The network's outputs for the rows of ``X`` (``None`` for a table without rows); ``float64``: computed
+        by a float64 copy of the network, so that a row's prediction does not depend on the other rows of the
+        batch (float32 matrix products round differently for different batch sizes, ~1e-7)."""
         check_is_fitted(self, "net_")
         frame = as_frame(X, list(getattr(self, "feature_names_in_", [])) or None)
         if frame.shape[1] != self.n_features_in_ and not isinstance(X, pd.DataFrame):
@@ -276,7 +279,14 @@ class TabularEstimator(BaseEstimator):
         tensors = Preprocessor().load_state_dict(self.preprocessing_).transform(frame, source="X")
         batch_size = self._training(resolve_device=False)["eval_batch_size"]
         loader = TensorBatchLoader(tensors, batch_size=batch_size, shard=False)
-        return network_outputs(self.net_, loader)[0] if len(loader) else None
+        if not len(loader):
+            return None
+        if float64:
+            net = copy.deepcopy(self.net_).double()
+            loader = ({k: v.double() if v.is_floating_point() else v for k, v in b.items()} for b in loader)
+            with torch.no_grad():
+                return torch.cat([net.eval()(b["x_num"], b["x_cat"]) for b in loader])
+        return network_outputs(self.net_, loader)[0]
 
     def _fit_lightning(self, module, dm, training: dict, stop) -> None:
         import lightning.pytorch as pl
@@ -455,7 +465,7 @@ class RegressorEstimator(RegressorMixin, TabularEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Predictions in the units of the training target, ``(n_rows,)`` float64."""
-        outputs = self._network_outputs(X)
+        outputs = self._network_outputs(X, float64=True)
         if outputs is None:
             return np.zeros(0, dtype=np.float64)
         task = Regression()
