@@ -277,3 +277,28 @@ def test_missing_targets_are_dropped_with_a_warning(tmp_path, capsys):
     main(["fit", f"--data.train_path={path}", "--data.task=regression", "--trainer.max_epochs=1", *QUIET,
           "--model.hidden_dims=[4]", f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     assert "dropped 2 rows whose target 'target' is missing (first at row 3)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_process_ddp_regression_matches_single_process(tmp_path):
+    """``--trainer.devices 2 --trainer.strategy ddp`` on CPU (gloo): the regression metrics are computed over every
+    validation/test row across the ranks (torchmetrics' sync), in line with one process."""
+    import subprocess
+    import sys
+
+    df = make_regression_table(6000, seed=8)
+    df.iloc[:5000].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[5000:].to_csv(tmp_path / "test.csv", index=False)
+    common = [f"--data.train_path={tmp_path / 'train.csv'}", f"--data.test_path={tmp_path / 'test.csv'}",
+              "--data.task=regression", "--model.hidden_dims=[32]", "--trainer.max_epochs=3",
+              "--trainer.accelerator=cpu", *QUIET]  # fmt: skip
+    results = {}
+    for name, devices in (("one", ["--trainer.devices=1"]), ("ddp", ["--trainer.devices=2", "--trainer.strategy=ddp"])):
+        args = ["fit", *common, *devices, f"--trainer.default_root_dir={tmp_path / name}"]
+        env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "tabularnet", *args], capture_output=True, text=True, env=env,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[name] = json.loads(next((tmp_path / name).glob("lightning_logs/version_*/metrics.json")).read_text())
+    assert results["ddp"]["test_r2"] == pytest.approx(results["one"]["test_r2"], abs=0.05)
+    assert results["ddp"]["test_r2"] > 0.5
