@@ -54,6 +54,7 @@ bench-onnx: $(STAMP)
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/regression.py
 
 # not part of `bench`: writes a 1.8 GiB Parquet file under $TMPDIR and trains on it (about 5 minutes on 2 idle cores)
 bench-streaming: $(STAMP)
