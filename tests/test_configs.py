@@ -17,7 +17,12 @@ from tabularnet.cli import build_cli, main
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 TINY_DATASETS = Path(__file__).resolve().parent / "data" / "datasets"
-PREDICT_FILES = {"adult": TINY_DATASETS / "adult" / "test.csv", "titanic": TINY_DATASETS / "titanic" / "data.csv"}
+PREDICT_FILES = {
+    "adult": TINY_DATASETS / "adult" / "test.csv",
+    "titanic": TINY_DATASETS / "titanic" / "data.csv",
+    "california": TINY_DATASETS / "california" / "data.csv",
+    "diamonds": TINY_DATASETS / "diamonds" / "data.csv.gz",
+}
 
 
 def test_there_are_configs():
@@ -33,7 +38,12 @@ def test_config_fits_tests_and_predicts(config, tmp_path, monkeypatch):
 
     run = tmp_path / "lightning_logs" / "version_0"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 0 <= metrics["val_acc"] <= 1 and 0 <= metrics["test_acc"] <= 1
+    regression = spec["data"].get("task") == "regression"
+    score = "rmse" if regression else "acc"  # the split's headline metric
+    if regression:
+        assert metrics["val_rmse"] > 0 and metrics["test_rmse"] > 0
+    else:
+        assert 0 <= metrics["val_acc"] <= 1 and 0 <= metrics["test_acc"] <= 1
     best = Path(metrics["best_checkpoint"])
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     # the config's keys reached the model and the data module
@@ -46,7 +56,7 @@ def test_config_fits_tests_and_predicts(config, tmp_path, monkeypatch):
             assert checkpoint["datamodule_hyper_parameters"][key] == value, key
 
     cli = build_cli(["test", f"--ckpt_path={best}", *common])
-    assert float(cli.trainer.callback_metrics["test_acc"]) == pytest.approx(metrics["test_acc"], abs=1e-6)
+    assert float(cli.trainer.callback_metrics[f"test_{score}"]) == pytest.approx(metrics[f"test_{score}"], rel=1e-6)
 
     dataset = spec["data"]["dataset"]
     out = tmp_path / "predictions.parquet"
@@ -55,5 +65,8 @@ def test_config_fits_tests_and_predicts(config, tmp_path, monkeypatch):
     )
     predictions = pd.read_parquet(out)
     assert len(predictions) == len(pd.read_csv(PREDICT_FILES[dataset]))
+    if regression:
+        assert list(predictions.columns) == ["prediction"] and np.isfinite(predictions["prediction"]).all()
+        return
     probs = predictions.filter(like="proba_").to_numpy()
     assert probs.shape[1] == 2 and np.allclose(probs.sum(1), 1, atol=1e-5)
