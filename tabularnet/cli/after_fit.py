@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tabularnet import atomic
 from tabularnet.data.checkpoint import load_checkpoint
 from tabularnet.reporting.summary import LAST_EPOCH, print_summary
+from tabularnet.training import budget
 from tabularnet.training.calibration import expected_calibration_error
 
 LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_counts", "task_type", "target_scaling")
@@ -30,7 +31,7 @@ def finish_fit(cli, started: float) -> None:
         return
     train_seconds = time.perf_counter() - started
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch}
+    metrics = {"best_checkpoint": best, "epochs": trainer.current_epoch, "stop_reason": stop_reason(trainer)}
     if trainer.checkpoint_callback is None:  # --trainer.enable_checkpointing false
         metrics["evaluated_weights"] = LAST_EPOCH
     # NOTE: the best checkpoint is read once: its epoch, its weights (evaluated below) and, when calibrating, the
@@ -71,6 +72,13 @@ def finish_fit(cli, started: float) -> None:
             print(f"logs: {log_dir} (TensorBoard event files, figures/, config.yaml)")
             print(f"curves: tensorboard --logdir {log_dir.parent}")
         print(f"report: tabularnet report {log_dir}")
+
+
+def stop_reason(trainer) -> str:
+    """Why training ended, for the summary (early stopping, or the epoch budget)."""
+    stopper = trainer.early_stopping_callback
+    stopped = stopper is not None and stopper.stopped_epoch > 0
+    return budget.stop_reason(stopped, trainer.current_epoch, trainer.max_epochs, getattr(stopper, "patience", None))
 
 
 def finish_test(cli) -> None:

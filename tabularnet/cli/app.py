@@ -17,7 +17,7 @@ from typing import NoReturn, Optional
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from tabularnet._quiet import quiet_lightning
@@ -28,6 +28,7 @@ from tabularnet.data.checkpoint import load_model_checkpoint
 from tabularnet.data.datamodule import TabularDataModule
 from tabularnet.data.schema import DataError
 from tabularnet.lightning_private import NoCheckpointHyperparametersMixin
+from tabularnet.training import budget
 from tabularnet.training.lightning_callbacks import (
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -127,6 +128,8 @@ class TabularCLI(NoCheckpointHyperparametersMixin, LightningCLI):
         keep_last = checkpointing and self.subcommand == "fit" and getattr(checkpoint, "save_last", None) is True
         if keep_last:
             checkpoint.save_last = False  # Lightning >= 2.6 would skip epochs without a better val_loss
+        if not any(isinstance(c, EarlyStopping) for c in callbacks):
+            callbacks += self._adaptive_budget(trainer_config, kwargs)
         kwargs["callbacks"] = [*callbacks, checkpoint] if checkpointing else callbacks
         try:
             trainer = super().instantiate_trainer(**kwargs)
@@ -139,6 +142,21 @@ class TabularCLI(NoCheckpointHyperparametersMixin, LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
+
+    def _adaptive_budget(self, trainer_config: dict, kwargs: dict) -> list:
+        """``fit`` without ``trainer.max_epochs`` (nor max_steps or max_time): early stopping on ``val_loss`` and an
+        epoch budget from the training table's size (:mod:`tabularnet.training.budget`); the callbacks to add."""
+        if self.subcommand != "fit" or trainer_config.get("max_epochs") is not None:
+            return []
+        if trainer_config.get("max_steps") not in (None, -1) or trainer_config.get("max_time") is not None:
+            return []
+        data = self.datamodule
+        streamed = "train" in data._streams()
+        rows = None if streamed else len(data.split_tensors("train")["x_num"])
+        kwargs["max_epochs"] = budget.MIN_EPOCHS if rows is None else budget.epoch_budget(rows, data.hparams.batch_size)
+        if not data.has_split("val"):
+            return []
+        return [EarlyStopping(monitor="val_loss", mode="min", patience=budget.PATIENCE)]
 
     def _resume_version(self, root: str) -> int | None:
         """Resolve ``fit --ckpt_path last|PATH`` (see :func:`resume_target`) and return the resumed run's version."""

@@ -36,6 +36,7 @@ from tabularnet.data.tabular_data import TabularData
 from tabularnet.data.task import regression_targets
 from tabularnet.lightning_private import CHECKPOINT_VERSION_KEY
 from tabularnet.models.inputs import as_frame, check_sample_weight, teacher_logits_from, training_device
+from tabularnet.training import budget
 from tabularnet.training.calibration import (
     calibrated_probabilities,
     network_logits,
@@ -51,13 +52,13 @@ TARGET = "__target__"
 WEIGHT = "__sample_weight__"  # the training frame's column of sample weights (the data module's weight_column)
 TRAINING_DEFAULTS = {
     "batch_size": 64,
-    "epochs": 50,
+    "epochs": None,  # None: the adaptive budget (tabularnet.training.budget)
     "eval_batch_size": 4096,
     "early_stopping": None,
     "validation_split": 0.1,
     "gradient_clip_val": None,
     "compile": False,
-    "device": "cpu",
+    "device": "auto",
 }
 # Estimator parameters passed to the data module as they are (see TabularDataModule for their meaning).
 DATA_PARAMS = ("na_values", "high_cardinality", "max_categories", "min_frequency")
@@ -81,11 +82,14 @@ class EstimatorOptions:
     min_frequency: int = option(1, "categories seen fewer times in training share the unknown-category embedding.")
     training: Optional[dict] = option(
         None,
-        "``{'batch_size': 64, 'epochs': 50, 'early_stopping': {'enabled', 'monitor', 'patience', 'min_delta'}, "
+        "``{'batch_size': 64, 'epochs': None, 'early_stopping': {'enabled', 'monitor', 'patience', 'min_delta'}, "
         "'validation_split': 0.1, 'gradient_clip_val': None, 'eval_batch_size': 4096, 'compile': False, "
-        "'device': 'cpu'}`` (``compile``: train through ``torch.compile(net)``; ``device``: ``'cpu'``, "
-        "``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``; on an accelerator the table is copied there once; "
-        "the fitted network comes back to the CPU).",
+        "'device': 'auto'}`` (``epochs``: given, exactly that many (with early stopping only if asked); ``None``: "
+        "train until the validation loss has not improved for 16 epochs, at most ~20,000 steps (32-200 epochs), "
+        "on ``validation_split`` of X unless X_val/y_val are given, and keep the best epoch; "
+        "``compile``: train through ``torch.compile(net)``; ``device``: ``'cpu'``, "
+        "``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'`` (a GPU when there is one); on an accelerator the table is "
+        "copied there once; the fitted network comes back to the CPU).",
     )
     random_seed: int = option(42, "seeds weights, batch order, dropout and augmentations.")
     use_lightning: bool = option(
@@ -139,6 +143,17 @@ class TabularEstimator(BaseEstimator):
             )
         return stop
 
+    def _adaptive_budget(self, training: dict, stop: EarlyStopping, n_rows: int, has_val: bool):
+        """``training['epochs']`` unset: :func:`~tabularnet.training.budget.epoch_budget` epochs, and unless
+        ``early_stopping`` is given, early stopping on ``val_loss`` with patience 16 when the validation split has
+        enough rows to stop on."""
+        held_out = 0.0 if has_val else training["validation_split"]
+        n_train = n_rows - int(round(n_rows * held_out))
+        training = {**training, "epochs": budget.epoch_budget(n_train, training["batch_size"])}
+        if training["early_stopping"] is None and (has_val or n_rows * held_out >= budget.MIN_VALIDATION_ROWS):
+            stop = EarlyStopping(enabled=True, monitor="val_loss", patience=budget.PATIENCE)
+        return training, stop
+
     def _hparams(self, data: TabularData) -> dict:
         """The LightningModule's arguments: data-derived sizes and labels, network parameters and the recipe."""
         return {
@@ -184,6 +199,8 @@ class TabularEstimator(BaseEstimator):
         if len(y) != len(X_frame):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
         weights = check_sample_weight(sample_weight, y, classes=self.task == "classification")
+        if training["epochs"] is None:  # no budget given: the adaptive one (early stopping, bounded epochs)
+            training, stop = self._adaptive_budget(training, stop, len(y), X_val is not None)
         self.n_features_in_ = X_frame.shape[1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(X_frame.columns, dtype=object)

@@ -54,6 +54,8 @@ def run_facts(metrics: dict) -> list[str]:
         facts.append("no checkpoints (trainer.enable_checkpointing false): evaluated the last epoch's weights")
     if "best_epoch" in metrics:
         facts.append(f"best epoch: {metrics['best_epoch']} (of {metrics.get('epochs', '?')} trained, from 0)")
+    if "stop_reason" in metrics:
+        facts.append(f"stopped: {metrics['stop_reason']}")
     if "temperature" in metrics:
         facts.append(
             f"calibration: temperature {metrics['temperature']:.4f}, validation ECE "
