@@ -116,8 +116,13 @@ def evaluate(cli) -> dict:
     return results
 
 
-def teacher_metrics(datamodule, task) -> dict[str, float]:
-    """``teacher_{val,test}_*``: the teacher's metrics, computed as the student's (the task's ``table_metrics``)."""
+def teacher_metrics(datamodule, task=None) -> dict[str, float]:
+    """``teacher_{val,test}_*``: the teacher's metrics, computed as the student's (the task's ``table_metrics``;
+    ``task``: the model's, default the data's)."""
+    if task is None and datamodule.teacher_evaluations:
+        from tabularnet.training.tasks import make_task
+
+        task = make_task(datamodule.task_type)
     return {
         name: value
         for split, (outputs, y) in datamodule.teacher_evaluations.items()

@@ -34,6 +34,20 @@ from tabularnet.data.task import TargetTransform, Task, TaskArg, check_task_opti
 from tabularnet.data.teacher import as_logits, build_teacher, cached_teacher_logits, read_teacher_logits
 
 
+def check_teacher(teacher: dict, task: str) -> None:
+    """Build ``teacher`` once: a classification teacher needs ``predict_proba``, a regression one ``predict``; for
+    ``task: auto`` either will do (the classification error is the one raised)."""
+    try:
+        build_teacher(teacher, task="regression" if task == "regression" else "classification")
+    except DataError as error:
+        if task != "auto":
+            raise
+        try:
+            build_teacher(teacher, task="regression")
+        except DataError:
+            raise error from None
+
+
 class Arguments(dict):
     """Attribute access to the constructor arguments (``hparams.batch_size``)."""
 
@@ -154,8 +168,7 @@ class TabularData(SplitLoaders):
         if teacher is not None and teacher_logits_path is not None:
             raise DataError("give data.teacher or data.teacher_logits_path, not both")
         if teacher is not None:
-            # fail now, not after reading the data (an `auto` task: any class with fit and predict)
-            build_teacher(teacher, task="classification" if task == "classification" else "regression")
+            check_teacher(teacher, task)  # fail now, not after reading the data
         check_streaming_options(self.hparams)
         check_task_options(task, target_transform)
         self._task: Task | None = None if task == "auto" else task  # decided from the training target for auto
