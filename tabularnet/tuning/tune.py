@@ -173,8 +173,7 @@ def tune_main(args: list[str]) -> int:
         objective.interrupted = True
         raise KeyboardInterrupt
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupt)
+    handlers = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     remaining = options.n_trials - counted
     try:
         if remaining > 0:
@@ -189,6 +188,9 @@ def tune_main(args: list[str]) -> int:
         write_outputs(study, options, objective, output_dir, params, metric)
         print("tune: interrupted; the same command resumes the study", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     write_outputs(study, options, objective, output_dir, params, metric)
     print_summary(study, output_dir, metric)
     return 0
