@@ -185,7 +185,8 @@ def wait_for(condition, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def test_a_killed_study_resumes(files):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_killed_study_resumes(files, signum):
     (files / "base.yaml").write_text(yaml.safe_dump({**BASE, "trainer": {"max_epochs": 6}}))  # trials of ~2 s
     worker = run_worker(files, 3, "first.log")
 
@@ -199,8 +200,9 @@ def test_a_killed_study_resumes(files):
             return False
 
     wait_for(one_complete)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    worker.send_signal(signum)
+    # Ctrl-C: the running trial fails, the files are written, exit status 130 as a shell reports it
+    assert worker.wait(timeout=60) == (130 if signum == signal.SIGINT else -signal.SIGKILL)
     before = {t.number: t for t in stored_trials(files)}
     kept = {n: t.params for n, t in before.items() if t.state.name == "COMPLETE"}
     assert 1 <= len(kept) < 3
