@@ -3,6 +3,7 @@ password masked in everything we print; trials left RUNNING by a dead worker are
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 300
 SQLITE_BUSY_SECONDS = 60  # how long a worker waits for another one's write to an SQLite file
 WORKER_ATTR = "worker"  # user attribute of each trial: "host:pid" of the process running it
+UNCLAIMED_SECONDS = 120  # a worker records its id on its trial at once: a RUNNING trial without one is dead after this
 
 
 def masked(url: str) -> str:
@@ -76,13 +78,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _dead(trial, host: str) -> bool:
+    """Whether the RUNNING ``trial`` belongs to a worker that is gone: a process of this machine that no longer
+    runs, or none at all after ``UNCLAIMED_SECONDS`` (a worker killed between Optuna's creating the trial and its
+    recording its id)."""
+    worker = trial.user_attrs.get(WORKER_ATTR)
+    if worker is None:
+        started = trial.datetime_start or datetime.datetime.now()
+        return (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_SECONDS
+    worker_host, _, pid = str(worker).rpartition(":")
+    return worker_host == host and pid.isdigit() and not _alive(int(pid))
+
+
 def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
     """Mark FAIL the RUNNING trials of workers of this machine that no longer run (killed, crashed); the numbers
     of those trials. Workers of other machines are left to the heartbeat (failed after ``GRACE_SECONDS``)."""
     host, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
-        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+        if _dead(trial, host):
             trial_id = storage.get_trial_id_from_study_id_trial_number(
                 storage.get_study_id_from_name(study.study_name), trial.number
             )
