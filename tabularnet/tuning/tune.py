@@ -48,7 +48,7 @@ def make_parser() -> OneLineParser:
     add("--metric", default=None, help="validation metric to optimize (default: the checkpoint's monitor)")
     add("--direction", choices=("minimize", "maximize"), default=None, help="default: from the metric")
     add("--seed", type=int, default=None, help="every trial's seed_everything (default: the base config's, or 0)")
-    add("--sampler_seed", type=int, default=None, help="seed of the TPE sampler (default: random)")
+    add("--sampler_seed", type=int, default=None, help="seed of the TPE sampler (default: random; one per worker)")
     add("--pruner", choices=("median", "none"), default="median", help="stop unpromising trials (default: median)")
     return parser
 
@@ -95,7 +95,9 @@ def open_study(options, storage, metric: str, direction: str):
 
     from tabularnet.tuning.storage import masked, scrub
 
-    sampler = optuna.samplers.TPESampler(seed=options.sampler_seed)
+    # NOTE: constant_liar: a worker's sampler treats the trials other workers are running as bad, so that parallel
+    # workers do not all sample the same promising spot
+    sampler = optuna.samplers.TPESampler(seed=options.sampler_seed, constant_liar=True)
     # NOTE: the first 5 trials always finish; later ones stop when, from epoch 2 on, they are worse than the median
     # of the earlier trials at the same epoch
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
@@ -115,6 +117,8 @@ def open_study(options, storage, metric: str, direction: str):
         raise DataError(f"--storage {masked(options.storage)}: {reason}") from None
     if study.direction.name.lower() != direction:
         raise DataError(f"--direction {direction}: study {study.study_name!r} is to {study.direction.name.lower()}")
+    if options.sampler_seed is not None and study.trials:  # resumed: not the draws of the first run again
+        study.sampler = optuna.samplers.TPESampler(seed=options.sampler_seed + len(study.trials), constant_liar=True)
     return study
 
 
