@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import random
 import re
 import socket
 import time
@@ -19,6 +20,8 @@ from tabularnet.data.schema import DataError
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 300
 SQLITE_BUSY_SECONDS = 60  # how long a worker waits for another one's write to an SQLite file
+OPEN_ATTEMPTS = 5
+CREATION_RACES = ("already exists", "locked", "UNIQUE constraint", "duplicate key", "IntegrityError")
 WORKER_ATTR = "worker"  # user attribute of each trial: "host:pid" of the process running it
 UNCLAIMED_SECONDS = 120  # a worker records its id on its trial at once: a RUNNING trial without one is dead after this
 
@@ -49,15 +52,16 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     """The RDB storage at ``url``; an unreachable or malformed URL is a one-line error naming ``--storage``."""
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if sqlite else {"pool_pre_ping": True}
-    for attempt in range(3):
+    for attempt in range(OPEN_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
             )
         except Exception as err:  # SQLAlchemy's, the driver's, Optuna's: all say "cannot open it"
-            # NOTE: two workers creating one new SQLite file race on its tables: the second one retries
-            if sqlite and attempt < 2 and ("already exists" in str(err) or "locked" in str(err)):
-                time.sleep(1 + attempt)
+            # NOTE: workers that start together on a new database race to create its tables (and Optuna's
+            # alembic_version row): the losers retry, and then find them
+            if attempt + 1 < OPEN_ATTEMPTS and any(race in str(err) for race in CREATION_RACES):
+                time.sleep(0.5 + random.random() * (attempt + 1))
                 continue
             reason = scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, url)
             raise DataError(f"--storage {masked(url)}: cannot open the study storage ({reason})") from None
