@@ -118,7 +118,7 @@ def check(url: str, password: str, folder: Path, n_trials: int, results: list[tu
 
     trials = optuna.load_study(study_name="tune-check", storage=url).get_trials(deepcopy=False)
     numbers = [t.number for t in trials]
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]  # pruned trials count as done
     workers = {t.user_attrs.get("worker") for t in trials}
     files = [p for p in (folder / "out").rglob("*") if p.is_file() and p.suffix not in (".ckpt", ".db")]
     leaked = [str(p) for p in files if password.encode() in p.read_bytes()]
@@ -126,7 +126,7 @@ def check(url: str, password: str, folder: Path, n_trials: int, results: list[tu
     checks = [
         (all(code == 0 for code, _ in results), f"workers' exit status {[code for code, _ in results]}"),
         (sorted(numbers) == list(range(len(trials))), f"trial numbers recorded once: {sorted(numbers)}"),
-        (n_trials <= len(complete) <= n_trials + 1, f"{len(complete)} complete trials of {n_trials} asked"),
+        (n_trials <= len(finished) <= n_trials + 1, f"{len(finished)} finished trials of {n_trials} asked"),
         (all(t.state.name in ("COMPLETE", "PRUNED") for t in trials), "no trial failed or left running"),
         (len(workers) == 2, f"trials by {len(workers)} workers"),
         ((folder / "out" / "best.yaml").exists(), "best.yaml written"),

@@ -143,6 +143,7 @@ class Objective:
         values = {param.key: param.suggest(trial) for param in self.params}
         folder = self.output_dir / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
+        trial.set_user_attr("run_dir", str(folder))  # the run's log directory once it has one
         config_path = folder / TRIAL_CONFIG
         config_path.write_text(yaml.safe_dump(self.config(values), sort_keys=False))
         pruning = PyTorchLightningPruningCallback(trial, monitor=self.metric)
