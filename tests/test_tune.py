@@ -121,6 +121,13 @@ def test_metric_must_be_a_validation_metric(files, capsys):
     assert "--metric test_acc" in err and "val_" in err
 
 
+def test_a_first_trial_that_fails_stops_the_study_with_its_error(files, capsys):
+    (files / "base.yaml").write_text(yaml.safe_dump({**BASE, "data": {"train_path": "missing.csv"}}))
+    err = one_line_error(tune_args(files, 3), capsys)
+    assert "trial 0 failed" in err and "missing.csv" in err, err
+    assert [t.state.name for t in stored_trials(files)] == ["FAIL"]
+
+
 @pytest.mark.parametrize("space, base", [("mlp", "tune_mlp_plr"), ("ft_transformer", "tune_ft_transformer")])
 def test_shipped_search_spaces_fit_their_base_configs(space, base):
     from tabularnet.tuning.trial import check_space
