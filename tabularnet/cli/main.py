@@ -18,7 +18,7 @@ def main(args: list[str] | None = None) -> None:
     elif command == "export":
         from tabularnet.cli.onnx import export_main as run
     elif command == "tune":
-        from tabularnet.tuning.tune import tune_main as run
+        from tabularnet.tuning import tune_main as run
     elif command == "predict" and str(option_value(args, "--ckpt_path") or "").endswith(".onnx"):
         from tabularnet.cli.onnx import onnx_predict_main as run
     else:

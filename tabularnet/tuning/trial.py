@@ -17,6 +17,7 @@ import optuna
 import yaml
 from optuna_integration import PyTorchLightningPruningCallback
 
+from tabularnet._quiet import quiet_lightning
 from tabularnet.cli import after_fit
 from tabularnet.cli.app import TabularCLI, make_cli
 from tabularnet.cli.arguments import argument_error_line, error_line
@@ -52,6 +53,7 @@ class TrialCLI(TabularCLI):
 
 def parse_config(path: Path) -> dict:
     """The complete config (every option, defaults filled in) that ``tabularnet fit --config path`` would run."""
+    quiet_lightning()  # idempotent: no advice about LightningCLI's args parameter
     cli = make_cli(["--config", str(path)], run=False, cli_class=ParseOnlyCLI, parser_kwargs={"exit_on_error": False})
     return cli.config.as_dict()
 

@@ -122,93 +122,125 @@ def open_study(options, storage, metric: str, direction: str):
     return study
 
 
+def quiet() -> None:
+    """Our own line per trial says what Optuna and Lightning would: their info lines and the heartbeat's
+    ExperimentalWarning are hidden (a trial's own output goes to its fit.log)."""
+    import optuna
+
+    from tabularnet._quiet import quiet_lightning
+
+    quiet_lightning(verbose=False)
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # "Seed set to 0" per parse
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def tune_main(args: list[str]) -> int:
     options = make_parser().parse_args(args)
     if options.n_trials < 1:
         raise DataError(f"--n_trials must be >= 1, however: {options.n_trials}")
     params = load_space(options.search_space)
     base = load_base(options.config)
-    import optuna
+    quiet()
+    from tabularnet.tuning.trial import check_space
 
-    from tabularnet._quiet import quiet_lightning
-    from tabularnet.tuning.storage import fail_dead_trials, masked, open_storage
-    from tabularnet.tuning.trial import Objective, TrialFailed, check_space
-
-    quiet_lightning(verbose=False)
-    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)  # "Seed set to 0" per parse
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own line per trial says what Optuna would
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
     full = check_space(Path(options.config), base, params)
-    metric, direction = resolve_metric(options, full)
     options.study_name = options.study_name or f"{Path(options.config).stem}-{Path(options.search_space).stem}"
-    output_dir = Path(options.output_dir or Path("runs") / "tune" / options.study_name)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    options.storage = options.storage or f"sqlite:///{output_dir / 'study.db'}"
-    storage = open_storage(options.storage)
-    study = open_study(options, storage, metric, direction)
-    study_setting(study, "metric", metric, options.metric)
-    base_seed = base.get("seed_everything")
-    default_seed = base_seed if isinstance(base_seed, int) and not isinstance(base_seed, bool) else 0
-    seed = study_setting(study, "seed", options.seed if options.seed is not None else default_seed, options.seed)
+    options.output_dir = Path(options.output_dir or Path("runs") / "tune" / options.study_name)
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    options.storage = options.storage or f"sqlite:///{options.output_dir / 'study.db'}"
+    return Tuning(options, base, params, *resolve_metric(options, full)).run()
 
-    states = (*FINISHED, optuna.trial.TrialState.RUNNING)
-    dead = fail_dead_trials(study, storage)
-    counted = len(study.get_trials(deepcopy=False, states=states))
-    print(
-        f"tune: study {study.study_name!r} in {masked(options.storage)}: {counted} of {options.n_trials} trials done"
-        f" or running{f', trials {dead} of dead workers marked FAIL' if dead else ''}; {direction} {metric}; "
-        f"runs in {output_dir / 'trials'}",
-        flush=True,
-    )
-    objective = Objective(base, params, metric, seed, output_dir)
-    progress = Progress(options.n_trials, metric, options.timeout)
-    board = TensorBoardTrials(output_dir / TENSORBOARD_DIR, params, metric)
 
-    def after_trial(study, trial) -> None:
-        print(progress.line(study, trial), flush=True)
-        if trial.state in FINISHED:
-            board.log(trial)
-        write_outputs(study, options, objective, output_dir, params, metric)
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if trial.state == optuna.trial.TrialState.FAIL and not complete:  # most likely the base config's fault
-            raise DataError(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'see above')}")
+class Tuning:
+    """One worker of a study: opens it, runs the trials it still needs, writes the outputs after each."""
 
-    def interrupt(signum, frame) -> None:
-        objective.interrupted = True
+    def __init__(self, options, base: dict, params: list, metric: str, direction: str) -> None:
+        from tabularnet.tuning.storage import open_storage
+        from tabularnet.tuning.trial import Objective
+
+        self.options, self.params, self.metric, self.output_dir = options, params, metric, options.output_dir
+        self.storage = open_storage(options.storage)
+        self.study = open_study(options, self.storage, metric, direction)
+        study_setting(self.study, "metric", metric, options.metric)
+        base_seed = base.get("seed_everything")
+        default = base_seed if isinstance(base_seed, int) and not isinstance(base_seed, bool) else 0
+        seed = study_setting(self.study, "seed", default if options.seed is None else options.seed, options.seed)
+        self.objective = Objective(base, params, metric, seed, self.output_dir)
+        self.progress = Progress(options.n_trials, metric, options.timeout)
+        self.board = TensorBoardTrials(self.output_dir / TENSORBOARD_DIR, params, metric)
+
+    def start(self, states: tuple) -> int:
+        """Fail the trials of dead workers, say where the study stands; the trials still to run."""
+        from tabularnet.tuning.storage import fail_dead_trials, masked
+
+        dead = fail_dead_trials(self.study, self.storage)
+        counted = len(self.study.get_trials(deepcopy=False, states=states))
+        failed = f", trials {dead} of dead workers marked FAIL" if dead else ""
+        print(
+            f"tune: study {self.study.study_name!r} in {masked(self.options.storage)}: {counted} of "
+            f"{self.options.n_trials} trials done or running{failed}; {self.study.direction.name.lower()} "
+            f"{self.metric}; runs in {self.output_dir / 'trials'}",
+            flush=True,
+        )
+        return self.options.n_trials - counted
+
+    def run(self) -> int:
+        """Run the remaining trials; 0 when done, 130 when interrupted (Ctrl-C, SIGTERM: the study resumes)."""
+        import optuna
+
+        from tabularnet.tuning.trial import TrialFailed
+
+        states = (*FINISHED, optuna.trial.TrialState.RUNNING)
+        remaining = self.start(states)
+        handlers = {signum: signal.signal(signum, self.interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if remaining > 0:
+                # NOTE: running trials count too: workers stop when the study has n_trials, not each after its own
+                stop = optuna.study.MaxTrialsCallback(self.options.n_trials, states=states)
+                self.study.optimize(
+                    self.objective,
+                    n_trials=remaining,
+                    timeout=self.options.timeout,
+                    catch=(TrialFailed,),
+                    callbacks=[stop, self.after_trial],
+                )
+        except KeyboardInterrupt:
+            self.write_outputs()
+            print("tune: interrupted; the same command resumes the study", file=sys.stderr)
+            return 130
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        self.write_outputs()
+        print_summary(self.study, self.output_dir, self.metric)
+        return 0
+
+    def interrupt(self, signum, frame) -> None:
+        self.objective.interrupted = True
         raise KeyboardInterrupt
 
-    handlers = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    remaining = options.n_trials - counted
-    try:
-        if remaining > 0:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=options.timeout,
-                catch=(TrialFailed,),
-                callbacks=[optuna.study.MaxTrialsCallback(options.n_trials, states=states), after_trial],
-            )
-    except KeyboardInterrupt:
-        write_outputs(study, options, objective, output_dir, params, metric)
-        print("tune: interrupted; the same command resumes the study", file=sys.stderr)
-        return 130
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-    write_outputs(study, options, objective, output_dir, params, metric)
-    print_summary(study, output_dir, metric)
-    return 0
+    def after_trial(self, study, trial) -> None:
+        from optuna.trial import TrialState
 
+        print(self.progress.line(study, trial), flush=True)
+        if trial.state in FINISHED:
+            self.board.log(trial)
+        self.write_outputs()
+        if trial.state == TrialState.FAIL and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            # the first trials failing: most likely the base config's fault, not the values'
+            raise DataError(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'see above')}")
 
-def write_outputs(study, options, objective, output_dir: Path, params, metric: str) -> None:
-    """trials.csv of every trial; best.yaml of the best complete trial (when there is one)."""
-    from optuna.trial import TrialState
+    def write_outputs(self) -> None:
+        """trials.csv of every trial; best.yaml of the best complete trial (when there is one)."""
+        from optuna.trial import TrialState
 
-    write_trials_csv(study, params, metric, output_dir / TRIALS_CSV)
-    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        best = study.best_trial
-        config = objective.config(trial_values(best, params))
-        write_best_yaml(config, best, metric, study.study_name, Path(options.config), output_dir / BEST_YAML)
+        write_trials_csv(self.study, self.params, self.metric, self.output_dir / TRIALS_CSV)
+        if self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            best = self.study.best_trial
+            config = self.objective.config(trial_values(best, self.params))
+            base = Path(self.options.config)
+            write_best_yaml(config, best, self.metric, self.study.study_name, base, self.output_dir / BEST_YAML)
 
 
 def print_summary(study, output_dir: Path, metric: str) -> None:
