@@ -7,13 +7,13 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming bench-peers bench-gpu bench-onnx docs report-check clean
+.PHONY: venv demo test test-fast lint check bench bench-speed bench-accuracy bench-streaming bench-peers bench-gpu bench-onnx docs report-check tune-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,onnx]"
+	$(BIN)/python -m pip install -q -e ".[dev,onnx,tune]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -84,6 +84,13 @@ report-check: $(STAMP)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$CHROMIUM" ] || \
 		(apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python scripts/report_check.py
+
+# two `tabularnet tune` workers share one study on a throwaway PostgreSQL server (Debian's package, installed when
+# no initdb is found); every trial must be recorded once
+tune-check: $(STAMP)
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "$$PG_BIN" ] || \
+		(apt-get update -qq && apt-get install -y -qq postgresql)
+	$(BIN)/python scripts/tune_check.py
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

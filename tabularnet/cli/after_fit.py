@@ -22,10 +22,11 @@ LINKED = ("n_num_features", "cat_cardinalities", "n_classes", "classes", "class_
 TIMINGS_FILE = "timings.json"
 
 
-def finish_fit(cli, started: float) -> None:
+def finish_fit(cli, started: float, *, test: bool = True, figures: bool = True) -> None:
     """Calibrate and evaluate the best checkpoint (without checkpoints: the last epoch's weights) on validation
     (and test) data, draw the figures, log the
-    hyperparameters with the final metrics, write ``metrics.json`` and print the summary."""
+    hyperparameters with the final metrics, write ``metrics.json`` and print the summary. ``test=False`` leaves the
+    test split alone and ``figures=False`` draws nothing (``tabularnet tune``'s trials)."""
     trainer = cli.trainer
     if trainer.interrupted:
         return
@@ -44,11 +45,13 @@ def finish_fit(cli, started: float) -> None:
     # NOTE: the curves come first, from the event files: the evaluation below logs the best checkpoint's
     # metrics at the last step too, which is no point of the training curve
     teacher = teacher_metrics(cli.datamodule, cli.model.task)
-    figures = learning_curves(cli, log_dir, teacher)
+    if not test:
+        teacher = {k: v for k, v in teacher.items() if not k.startswith("teacher_test_")}
+    curves = learning_curves(cli, log_dir, teacher) if figures else {}
     if cli.model.hparams.get("calibrate"):
         metrics.update(calibrate(cli, best, best_checkpoint))
-    metrics.update(evaluate(cli))
-    if cli.model.hparams.get("calibrate") and cli.datamodule.has_split("test"):
+    metrics.update(evaluate(cli, test=test))
+    if test and cli.model.hparams.get("calibrate") and cli.datamodule.has_split("test"):
         metrics["test_ece_uncalibrated"] = uncalibrated_ece(cli, "test")
     metrics.update(teacher)
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
@@ -58,7 +61,8 @@ def finish_fit(cli, started: float) -> None:
         "fit_seconds": round(time.perf_counter() - started, 3),
     }
     if not trainer.fast_dev_run:
-        draw_figures(cli, log_dir, figures)
+        if figures:
+            draw_figures(cli, log_dir, curves)
         log_final_hparams(cli, {**metrics, **timings})
     if trainer.is_global_zero:
         out = log_dir / "metrics.json"
@@ -105,12 +109,13 @@ def uncalibrated_ece(cli, split: str) -> float:
     return expected_calibration_error(uncalibrated, y)
 
 
-def evaluate(cli) -> dict:
-    """The model's metrics (it holds the best checkpoint's weights, or the last epoch's) on validation and test."""
+def evaluate(cli, test: bool = True) -> dict:
+    """The model's metrics (it holds the best checkpoint's weights, or the last epoch's) on validation and, with
+    ``test``, test."""
     trainer, results = cli.trainer, {}
     for result in trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False):
         results.update(result)
-    if cli.datamodule.has_split("test"):
+    if test and cli.datamodule.has_split("test"):
         for result in trainer.test(cli.model, datamodule=cli.datamodule, verbose=False):
             results.update(result)
     return results

@@ -45,7 +45,8 @@ EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 CHECKPOINT_DEFAULTS = {"checkpoint.monitor": "val_loss", "checkpoint.mode": "min", "checkpoint.save_last": True}
 DESCRIPTION = (
     "Train and use tabular deep-learning models (fit, validate, test, predict). "
-    "`tabularnet report RUN_DIR` writes a self-contained HTML report of a finished run."
+    "`tabularnet report RUN_DIR` writes a self-contained HTML report of a finished run; "
+    "`tabularnet tune --config C --search_space S --n_trials N` searches hyperparameters (Optuna)."
 )
 PREDICTIONS_PATH_HELP = "predict: where to write predictions (.csv or .parquet); default predictions.csv"
 
@@ -215,19 +216,28 @@ def _with_checkpoint_config(args: list[str], folder: str) -> list[str]:
     return [args[0], "--config", str(config_path), *args[1:]]
 
 
+def make_cli(args: list[str], run: bool = True, *, cli_class: type[TabularCLI] = TabularCLI, **kwargs) -> TabularCLI:
+    """``cli_class`` (TabularCLI or a subclass) built on ``args``; ``kwargs`` go to LightningCLI (e.g.
+    ``trainer_defaults``) and ``parser_kwargs`` are added to ours. Errors propagate: :func:`build_cli` turns them
+    into one line."""
+    parser_kwargs = {"description": DESCRIPTION, **kwargs.pop("parser_kwargs", {})}
+    return cli_class(
+        TabularModule,
+        TabularDataModule,
+        subclass_mode_model=True,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        parser_class=TabularArgumentParser,
+        parser_kwargs=parser_kwargs,
+        args=args,
+        run=run,
+        **kwargs,
+    )
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> TabularCLI:
     """Parse ``args`` (default ``sys.argv[1:]``), build the CLI and, with ``run``, run its subcommand."""
     quiet_lightning()
     args = list(sys.argv[1:] if args is None else args)
     with user_errors(), tempfile.TemporaryDirectory(prefix="tabularnet-") as folder:
-        return TabularCLI(
-            TabularModule,
-            TabularDataModule,
-            subclass_mode_model=True,
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            parser_class=TabularArgumentParser,
-            parser_kwargs={"description": DESCRIPTION},
-            args=_with_checkpoint_config(args, folder),
-            run=run,
-        )
+        return make_cli(_with_checkpoint_config(args, folder), run)

@@ -1,5 +1,6 @@
 """``main``: the ``tabularnet`` command. What needs no Lightning (``report``, ``export``, ``predict`` from an ONNX
-file) runs without importing it; everything else is the LightningCLI of :mod:`tabularnet.cli.app`."""
+file) runs without importing it; ``tune`` is :mod:`tabularnet.tuning`; everything else is the LightningCLI of
+:mod:`tabularnet.cli.app`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def main(args: list[str] | None = None) -> None:
         from tabularnet.reporting.report import report_main as run
     elif command == "export":
         from tabularnet.cli.onnx import export_main as run
+    elif command == "tune":
+        from tabularnet.tuning import tune_main as run
     elif command == "predict" and str(option_value(args, "--ckpt_path") or "").endswith(".onnx"):
         from tabularnet.cli.onnx import onnx_predict_main as run
     else:
@@ -24,4 +27,6 @@ def main(args: list[str] | None = None) -> None:
         build_cli(args)
         return
     with user_errors():
-        run(args[1:])
+        status = run(args[1:])
+    if isinstance(status, int) and status:  # tune interrupted: 130, as a shell reports Ctrl-C
+        raise SystemExit(status)
