@@ -111,11 +111,15 @@ def main_bench() -> None:
                         "val_rmse": summarize([runs[0][0]["teacher_val_rmse"]]),
                     }
                 print(f"{dataset} {name}: test RMSE {row[name]['rmse']['mean']:,.1f}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"seeds": args.seeds, "minutes": round((time.perf_counter() - started) / 60, 1)}
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+                write(args.out, args.seeds, started, results)  # after every model: a stopped run keeps its rows
     print(table(results))
+
+
+def write(path: str, seeds: int, started: float, results: dict) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"seeds": seeds, "minutes": round((time.perf_counter() - started) / 60, 1)}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
