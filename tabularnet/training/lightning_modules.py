@@ -78,12 +78,13 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
 
     def probabilities(self, batch: dict) -> torch.Tensor:
         """``(B, n_classes)`` class probabilities, softmax(logits / T) with the fitted temperature (1 until
-        :meth:`calibrate_temperature`)."""
+        :meth:`calibrate_temperature`); an ensemble's members' probabilities averaged."""
         return calibrated_probabilities(self.net(batch["x_num"], batch["x_cat"]), self.temperature)
 
     # --------------------------------------------------------------- calibration
     def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uncalibrated logits ``(n, n_classes)`` and labels ``(n,)`` of every batch of ``loader`` (eval mode)."""
+        """Uncalibrated logits ``(n, n_classes)`` (``(n, k, n_classes)`` for k members) and labels ``(n,)`` of every
+        batch of ``loader`` (eval mode)."""
         return network_logits(self.net, loader)
 
     def calibrate_temperature(self, loader) -> dict[str, float]:

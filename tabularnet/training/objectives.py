@@ -27,6 +27,11 @@ teacher logits :math:`t`, one training step computes:
    each of the two terms with the mixed row's own :math:`v_b`; the distillation and consistency terms are
    :math:`\sum_b v_b\,d_b / \sum_b v_b`. Without the key the formulas are the unweighted ones above, computed as
    before.
+7. **Ensembles** (a network that returns ``(B, k, K)``, one row of logits per member): each of the :math:`k` members
+   sees the whole batch (the same view: noise, MixUp pairing and :math:`\lambda`), and :math:`L` is the mean over
+   members of each member's loss above (its label loss, distillation towards the same teacher targets,
+   consistency between its two views), computed as the loss of the :math:`B k` member rows
+   (:mod:`tabularnet.training.ensemble`).
 
 Randomness comes only from the generators in :class:`AugmentationRNG` (and dropout's global RNG), so two
 drivers that seed them alike compute identical losses.
@@ -43,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tabularnet.training.config import Recipe
+from tabularnet.training.ensemble import mean_log_probabilities, member_permutation, member_rows, n_members, repeat_rows
 
 Batch = dict[str, Tensor]
 Network = Callable[[Tensor, Tensor], Tensor]
@@ -186,25 +192,29 @@ def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationR
         x_num = mix(x_num, lam, perm)
         teacher = mix(teacher, lam, perm) if teacher is not None else None
     std = recipe.noise.std if recipe.noise.enabled else 0.0
-    logits = net(add_noise(x_num, std, rng), x_cat)
-    weight = class_weight_tensor(recipe, logits)
-    smoothing = recipe.label_smoothing
-    loss = label_loss(
-        logits, y, label_smoothing=smoothing, lam=lam, perm=perm, weight=weight, sample_weight=sample_weight
-    )
+    logits = net(add_noise(x_num, std, rng), x_cat)  # (B, K), or (B, k, K) for k members
+    # NOTE: members as extra rows: each per-row mean below becomes the mean of the members' losses
+    k, rows = n_members(logits), member_rows(logits)  # (B k, K)
+    y, teacher, sample_weight = (repeat_rows(values, k) for values in (y, teacher, sample_weight))
+    weight = class_weight_tensor(recipe, rows)
+    options = dict(label_smoothing=recipe.label_smoothing, weight=weight, sample_weight=sample_weight)
+    loss = label_loss(rows, y, lam=lam, perm=member_permutation(perm, k), **options)
     if distill.enabled:
-        kd = distillation_loss(logits, teacher, distill.temperature, sample_weight)
+        kd = distillation_loss(rows, teacher, distill.temperature, sample_weight)
         loss = (1.0 - distill.lambda_) * loss + distill.lambda_ * kd
         if distill.consistency > 0:
-            second_view = net(add_noise(x_num, std, rng), x_cat)
-            loss = loss + distill.consistency * consistency_loss(logits, second_view, sample_weight)
+            second_view = member_rows(net(add_noise(x_num, std, rng), x_cat))
+            loss = loss + distill.consistency * consistency_loss(rows, second_view, sample_weight)
     return StepOutput(loss=loss, logits=logits)
 
 
 def evaluation_sums(logits: Tensor, y: Tensor, sample_weight: Tensor | None = None) -> tuple[float, float, float]:
     """The plain driver's ``val_loss`` (log loss) and ``val_acc`` of one batch, as sums to accumulate:
     ``(sum of log losses, sum of correct predictions, sum of weights)``, each row counted with its
-    sample weight (1 without): the epoch's log loss and accuracy are the first two over the third."""
+    sample weight (1 without): the epoch's log loss and accuracy are the first two over the third. An ensemble's
+    ``(B, k, K)`` logits are scored by the members' mean probabilities."""
+    if logits.ndim == 3:
+        logits = mean_log_probabilities(logits.float())  # log-probabilities are logits of the same probabilities
     rows = F.cross_entropy(logits.float(), y, reduction="none")
     correct = (logits.argmax(-1) == y).to(rows)
     if sample_weight is None:
