@@ -107,6 +107,16 @@ def test_k_errors_name_the_option():
         MLPClassifier(hidden_dims=[4], k=0, training={"epochs": 1}).fit(X, y)
 
 
+def test_k_error_on_the_command_line(tmp_path, capsys):
+    make_table(60).to_csv(tmp_path / "train.csv", index=False)
+    args = ["fit", "--model=tabularnet.MLPLightningModule", f"--data.train_path={tmp_path / 'train.csv'}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--model.k=0", f"--trainer.default_root_dir={tmp_path}"])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tabularnet: error: ")]
+    assert errors == ["tabularnet: error: k (ensemble members) must be a positive integer, however: k=0"]
+
+
 # ---------------------------------------------------------------------------------------------------- objective
 def test_member_rows_and_pairing():
     logits = torch.arange(24.0).view(4, 3, 2)  # (B=4, k=3, C=2)
@@ -118,7 +128,8 @@ def test_member_rows_and_pairing():
     for b in range(4):
         for i in range(3):
             assert torch.equal(rows[paired[b * 3 + i]], logits[perm[b], i])
-    assert member_rows(logits[:, 0]) is not None and repeat_rows(y, 1) is y and member_permutation(perm, 1) is perm
+    single = logits[:, 0]  # one member: every function is the identity
+    assert member_rows(single) is single and repeat_rows(y, 1) is y and member_permutation(perm, 1) is perm
 
 
 class FixedNetwork:
