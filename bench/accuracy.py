@@ -37,6 +37,7 @@ DATASETS = {  # name -> (extra flags, note for the table)
 }
 MODELS = {  # name -> config under configs/bench
     "MLP": "mlp.yaml",
+    "TabM": "tabm.yaml",
     "MLP-PLR": "mlp_plr.yaml",
     "MLP-PLE": "mlp_ple.yaml",
     "FT-Transformer": "ft_transformer.yaml",
@@ -120,7 +121,8 @@ def main_bench() -> None:
                     if "teacher_test_acc" in metrics:
                         teacher.append(metrics["teacher_test_acc"])
                     print(
-                        f"[{dataset}] {name} seed {seed}: test_acc={metrics['test_acc']:.4f} "
+                        f"[{dataset}] {name} seed {seed}: val_acc={metrics['val_acc']:.4f} "
+                        f"test_acc={metrics['test_acc']:.4f} "
                         f"({time.perf_counter() - t0:.0f}s)",
                         flush=True,
                     )

@@ -20,12 +20,20 @@ from tabularnet.models.classifiers import load_estimator
 pytest.importorskip("onnxruntime")
 from tabularnet.serving import Predictor  # noqa: E402
 
-# every model family and numeric embedding (the MLP without embeddings too)
+# every model family and numeric embedding (the MLP without embeddings too), and TabM ensembles of the MLP
 VARIANTS = {
     "mlp": ["--model=tabularnet.MLPLightningModule", "--model.hidden_dims=[16, 8]"],
     "mlp_linear": ["--model=tabularnet.MLPLightningModule", "--model.hidden_dims=[16]", "--model.num_embedding=linear"],
     "mlp_plr": ["--model=tabularnet.MLPLightningModule", "--model.hidden_dims=[16]", "--model.num_embedding=plr"],
     "mlp_ple": ["--model=tabularnet.MLPLightningModule", "--model.hidden_dims=[16]", "--model.num_embedding=ple"],
+    "mlp_tabm": ["--model=tabularnet.MLPLightningModule", "--model.hidden_dims=[16, 8]", "--model.k=4"],
+    "mlp_tabm_mini": [
+        "--model=tabularnet.MLPLightningModule",
+        "--model.hidden_dims=[16]",
+        "--model.num_embedding=ple",
+        "--model.k=4",
+        "--model.ensemble=mini",
+    ],
     **{
         f"ft_{embedding}": [
             "--model=tabularnet.TransformerLightningModule",

@@ -27,6 +27,12 @@ NETWORKS = {
     "mlp_plr": (MLPLightningModule, dict(hidden_dims=[16], num_embedding="plr", d_num_embedding=8)),
     "mlp_ple": (MLPLightningModule, dict(hidden_dims=[16], num_embedding="ple", d_num_embedding=8, n_bins=6)),
     "ft_transformer_ple": (TransformerLightningModule, dict(d_model=16, nhead=2, num_layers=1, num_embedding="ple")),
+    # TabM: k = 4 members (val_probs compares every member's probabilities)
+    "tabm": (MLPLightningModule, dict(hidden_dims=[32, 16], dropout=0.2, activation="geglu", norm="batch", k=4)),
+    "tabm_mini_plr": (
+        MLPLightningModule,
+        dict(hidden_dims=[16], num_embedding="plr", d_num_embedding=8, k=4, ensemble="mini"),
+    ),
 }
 
 
@@ -59,6 +65,8 @@ def val_probs(module, dm) -> torch.Tensor:
         ("mlp_plr", None),
         ("mlp_ple", None),  # PLE: both drivers set the same data-dependent bin edges before the first step
         ("ft_transformer_ple", None),
+        ("tabm", {"yes": 3.0}),
+        ("tabm_mini_plr", None),
     ],
 )
 def test_same_seed_same_model(name, class_weight):

@@ -1,7 +1,8 @@
 """ONNX export: a fitted network, its temperature and its preprocessing as one ``.onnx`` file.
 
 The graph maps the preprocessed inputs ``x_num (batch, n_num) float32`` and ``x_cat (batch, n_cat) int64`` to
-``probabilities (batch, n_classes)`` = softmax(logits / T), with a dynamic batch dimension. The preprocessing
+``probabilities (batch, n_classes)`` = softmax(logits / T) (an ensemble's members' softmax(logits_i / T) averaged, in
+the graph), with a dynamic batch dimension. The preprocessing
 (column roles and order, scaling statistics, category vocabularies, missing-value rules) and the class labels
 travel as one JSON document in the file's metadata (key ``tabularnet``), so the file alone is the whole model;
 :class:`tabularnet.serving.Predictor` reads it with onnxruntime, without torch.

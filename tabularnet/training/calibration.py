@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tabularnet.training.ensemble import mean_log_probabilities, mean_probabilities
 from tabularnet.training.metrics import ExpectedCalibrationError
 
 
@@ -49,15 +50,18 @@ def expected_calibration_error(probs, y, n_bins: int = 15) -> float:
 
 
 def calibrated_probabilities(logits: torch.Tensor, temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """``softmax(logits / T)`` in float32: every model's class probabilities (training, predict, export)."""
-    return (logits.float() / temperature).softmax(-1)
+    """``softmax(logits / T)`` in float32: every model's class probabilities (training, predict, export); for an
+    ensemble's ``(n, k, n_classes)`` logits the members' ``softmax(s_i / T)`` averaged
+    (:func:`~tabularnet.training.ensemble.mean_probabilities`)."""
+    return mean_probabilities(logits, temperature)
 
 
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 100) -> float:
     """The temperature T > 0 that minimises the negative log-likelihood of ``softmax(logits / T)``.
 
-    Optimised over log T with L-BFGS, so T stays positive. ``logits``: ``(n_rows, n_classes)``; ``y``: class
-    indices. Returns 1.0 for empty inputs.
+    Optimised over log T with L-BFGS, so T stays positive. ``logits``: ``(n_rows, n_classes)``, or an ensemble's
+    ``(n_rows, k, n_classes)`` (the likelihood of the members' averaged ``softmax(s_i / T)``: one T for every
+    member); ``y``: class indices. Returns 1.0 for empty inputs.
     """
     if len(y) == 0:
         return 1.0
@@ -67,7 +71,10 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 10
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), y)
+        if logits.ndim == 3:
+            loss = torch.nn.functional.nll_loss(mean_log_probabilities(logits, log_t.exp()), y)
+        else:
+            loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), y)
         loss.backward()
         return loss
 
@@ -77,8 +84,9 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, *, max_iter: int = 10
 
 @torch.no_grad()
 def network_outputs(net: torch.nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Logits ``(n, n_classes)`` (float, on the CPU) of ``net`` over every batch of ``loader`` and the labels
-    ``(n,)`` (``None`` when the batches have none), in eval mode (the network's mode is restored afterwards)."""
+    """Logits ``(n, n_classes)`` (``(n, k, n_classes)`` for an ensemble of k members; float, on the CPU) of ``net``
+    over every batch of ``loader`` and the labels ``(n,)`` (``None`` when the batches have none), in eval mode (the
+    network's mode is restored afterwards)."""
     was_training, device = net.training, next(net.parameters()).device
     net.eval()
     logits, labels = [], []

@@ -79,14 +79,15 @@ class TabularModule(CheapHookNameMixin, pl.LightningModule):
 
     def probabilities(self, batch: dict) -> torch.Tensor:
         """What the model predicts for ``batch``: ``(B, n_classes)`` class probabilities, softmax(logits / T) with
-        the fitted temperature (1 until :meth:`calibrate_temperature`); for regression ``(B,)`` predictions in the
-        target's original units."""
+        the fitted temperature (1 until :meth:`calibrate_temperature`), an ensemble's members' probabilities
+        averaged; for regression ``(B,)`` predictions in the target's original units (the members' mean)."""
         outputs = self.net(batch["x_num"], batch["x_cat"]).float()
         return self.task.outputs(outputs, self.temperature, self.target_scaling)
 
     # --------------------------------------------------------------- calibration
     def split_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uncalibrated logits ``(n, n_classes)`` and labels ``(n,)`` of every batch of ``loader`` (eval mode)."""
+        """Uncalibrated logits ``(n, n_classes)`` (``(n, k, n_classes)`` for k members) and labels ``(n,)`` of every
+        batch of ``loader`` (eval mode)."""
         return network_logits(self.net, loader)
 
     def calibrate_temperature(self, loader) -> dict[str, float]:

@@ -27,6 +27,11 @@ teacher logits :math:`t`, one training step computes:
    each of the two terms with the mixed row's own :math:`v_b`; the distillation and consistency terms are
    :math:`\sum_b v_b\,d_b / \sum_b v_b`. Without the key the formulas are the unweighted ones above, computed as
    before.
+7. **Ensembles** (a network that returns ``(B, k, K)``, one row of logits per member): each of the :math:`k` members
+   sees the whole batch (the same view: noise, MixUp pairing and :math:`\lambda`), and :math:`L` is the mean over
+   members of each member's loss above (its label loss, distillation towards the same teacher targets,
+   consistency between its two views), computed as the loss of the :math:`B k` member rows
+   (:mod:`tabularnet.training.ensemble`).
 
 Randomness comes only from the generators in :class:`AugmentationRNG` (and dropout's global RNG), so two
 drivers that seed them alike compute identical losses.
@@ -42,6 +47,7 @@ import torch
 from torch import Tensor
 
 from tabularnet.training.config import Recipe
+from tabularnet.training.ensemble import member_permutation, member_rows, n_members, repeat_rows
 from tabularnet.training.tasks import (  # noqa: F401 (re-exported: the names predate the task objects)
     Classification,
     consistency_loss,
@@ -117,14 +123,17 @@ def training_loss(net: Network, batch: Batch, recipe: Recipe, rng: AugmentationR
         x_num = mix(x_num, lam, perm)
         teacher = mix(teacher, lam, perm) if teacher is not None else None
     std = recipe.noise.std if recipe.noise.enabled else 0.0
-    logits = net(add_noise(x_num, std, rng), x_cat)
-    loss = task.label_loss(logits, y, lam=lam, perm=perm, sample_weight=sample_weight)
+    logits = net(add_noise(x_num, std, rng), x_cat)  # (B, K), or (B, k, K) for k members
+    # NOTE: members as extra rows: each per-row mean below becomes the mean of the members' losses
+    k, rows = n_members(logits), member_rows(logits)  # (B k, K)
+    y, teacher, sample_weight = (repeat_rows(values, k) for values in (y, teacher, sample_weight))
+    loss = task.label_loss(rows, y, lam=lam, perm=member_permutation(perm, k), sample_weight=sample_weight)
     if distill.enabled:
-        kd = task.teacher_loss(logits, teacher, distill.temperature, sample_weight)
+        kd = task.teacher_loss(rows, teacher, distill.temperature, sample_weight)
         loss = (1.0 - distill.lambda_) * loss + distill.lambda_ * kd
         if distill.consistency > 0:
-            second_view = net(add_noise(x_num, std, rng), x_cat)
-            loss = loss + distill.consistency * task.agreement(logits, second_view, sample_weight)
+            second_view = member_rows(net(add_noise(x_num, std, rng), x_cat))
+            loss = loss + distill.consistency * task.agreement(rows, second_view, sample_weight)
     return StepOutput(loss=loss, logits=logits)
 
 

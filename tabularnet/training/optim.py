@@ -20,7 +20,9 @@ def decayed_parameter_names(net: nn.Module) -> tuple[list[str], list[str]]:
     """``(decayed, not decayed)``: the names of ``net``'s trainable parameters in each of the two groups.
 
     Weight decay goes on weight matrices only: none on biases, norms, embeddings (every parameter of a module in
-    :data:`NO_DECAY_MODULES`), the CLS token or any other parameter of fewer than 2 dimensions.
+    :data:`NO_DECAY_MODULES`), the parameters a module names in its ``no_weight_decay`` attribute (an ensemble's
+    per-member scalings and biases, :mod:`tabularnet.nn.ensemble`), the CLS token or any other parameter of fewer
+    than 2 dimensions.
 
     NOTE: decaying embeddings and norm scales pulls them towards zero, which hurts tabular models
     (Gorishniy et al., 2021); only linear maps benefit from the shrinkage.
@@ -29,6 +31,7 @@ def decayed_parameter_names(net: nn.Module) -> tuple[list[str], list[str]]:
     for module in net.modules():
         if isinstance(module, NO_DECAY_MODULES):
             no_decay.update(id(p) for p in module.parameters())
+        no_decay.update(id(getattr(module, name)) for name in getattr(module, "no_weight_decay", ()))
     decay, rest = [], []
     for name, p in net.named_parameters():
         if not p.requires_grad:

@@ -70,6 +70,18 @@ class MLPOptions:
     d_num_embedding: int = option(24, "size of each numeric embedding.")
     frequency_scale: float = option(0.1, "PLR frequency initialisation scale.")
     n_bins: int = option(32, "PLE bins per numeric feature.")
+    k: int = option(
+        1,
+        "ensemble members (TabM, Gorishniy et al., 2025): 1 is the plain MLP; k > 1 trains k MLPs at once that share "
+        "the weights (see ``ensemble``), each with its own output head, on the mean of their losses, and predicts "
+        "their mean probabilities (the paper uses 32).",
+    )
+    ensemble: Literal["tabm", "mini"] = option(
+        "tabm",
+        "how the k members share the MLP: ``tabm`` (BatchEnsemble: every linear layer shared, with input and output "
+        "scalings and biases of each member's own) or ``mini`` (TabM mini: one scaling of the input per member, all "
+        "layers shared).",
+    )
 
 
 @dataclass

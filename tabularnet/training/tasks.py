@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tabularnet.data.task import unscale_target
+from tabularnet.training.ensemble import mean_log_probabilities, mean_probabilities
 from tabularnet.training.metrics import classification_metrics, regression_metrics, table_metrics
 
 RegressionLoss = Literal["mse", "huber"]
@@ -133,12 +134,16 @@ class Classification:
         return consistency_loss(a, b, sample_weight)
 
     def outputs(self, logits: Tensor, temperature=1.0, target_scaling=None) -> Tensor:
-        """Class probabilities ``(B, n_classes)``, ``softmax(logits / T)`` in float32."""
-        return (logits.float() / temperature).softmax(-1)
+        """Class probabilities ``(B, n_classes)``, ``softmax(logits / T)`` in float32 (an ensemble's ``(B, k, K)``
+        logits: the members' probabilities averaged)."""
+        return mean_probabilities(logits, temperature)
 
     def evaluation_sums(self, logits: Tensor, y: Tensor, sample_weight=None) -> tuple[float, float, float]:
         """``(sum of log losses, sum of correct predictions, sum of weights)`` of one batch (the plain driver's
-        ``val_loss`` and ``val_acc`` are the first two over the third)."""
+        ``val_loss`` and ``val_acc`` are the first two over the third); an ensemble is scored by the members'
+        mean probabilities."""
+        if logits.ndim == 3:
+            logits = mean_log_probabilities(logits.float())  # log-probabilities are logits of the same probabilities
         rows = F.cross_entropy(logits.float(), y, reduction="none")
         correct = (logits.argmax(-1) == y).to(rows)
         return _sums(rows, correct, sample_weight)
@@ -176,13 +181,15 @@ class Regression:
         return squared_distance(a, b, sample_weight)
 
     def outputs(self, outputs: Tensor, temperature=1.0, target_scaling=None) -> Tensor:
-        """Predictions ``(B,)`` in the target's original units (in the outputs' precision, float32 or 64)."""
-        z = outputs[..., 0]
+        """Predictions ``(B,)`` in the target's original units (in the outputs' precision, float32 or 64); an
+        ensemble's ``(B, k, 1)`` outputs: the members' mean (on the standard scale), then to original units."""
+        z = mean_members(outputs)[..., 0]
         return z if target_scaling is None else unscale_target(z, target_scaling)
 
     def evaluation_sums(self, outputs: Tensor, y: Tensor, sample_weight=None) -> tuple[float, float, float]:
-        """``(sum of losses, sum of squared errors, sum of weights)`` of one batch, on the standard scale."""
-        prediction = outputs[..., 0].float()
+        """``(sum of losses, sum of squared errors, sum of weights)`` of one batch, on the standard scale (an
+        ensemble: of the members' mean prediction)."""
+        prediction = mean_members(outputs)[..., 0].float()
         return _sums(self.pointwise(prediction, y), (prediction - y.to(prediction)).pow(2), sample_weight)
 
     def metrics(self, n_classes: int, prefix: str, *, weighted: bool = False, target_scaling=None, **options):
@@ -198,6 +205,11 @@ class Regression:
 
 
 TaskObjective = Classification | Regression
+
+
+def mean_members(outputs: Tensor) -> Tensor:
+    """An ensemble's ``(B, k, C)`` outputs averaged over its members, ``(B, C)``; ``(B, C)`` unchanged."""
+    return outputs.mean(1) if outputs.ndim == 3 else outputs
 
 
 def _sums(losses: Tensor, scores: Tensor, sample_weight: Tensor | None) -> tuple[float, float, float]:

@@ -146,7 +146,10 @@ class TorchTrainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.gradient_clip_val:
-                nn.utils.clip_grad_norm_(net.parameters(), self.gradient_clip_val)
+                # NOTE: over the optimizer's parameters in its group order, as Lightning clips: the global norm is
+                # then summed in the same order, and both drivers scale the gradients by the same factor
+                parameters = [p for group in optimizer.param_groups for p in group["params"]]
+                nn.utils.clip_grad_norm_(parameters, self.gradient_clip_val)
             optimizer.step()
             scheduler.step()
             weight = batch_weight(batch)
