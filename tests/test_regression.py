@@ -302,3 +302,16 @@ def test_two_process_ddp_regression_matches_single_process(tmp_path):
         results[name] = json.loads(next((tmp_path / name).glob("lightning_logs/version_*/metrics.json")).read_text())
     assert results["ddp"]["test_r2"] == pytest.approx(results["one"]["test_r2"], abs=0.05)
     assert results["ddp"]["test_r2"] > 0.5
+
+
+def test_a_tabm_regressor_averages_its_members_the_same_everywhere(xy, tmp_path):
+    """k members (TabM): both drivers give the same model; the saved model's ONNX export predicts the same."""
+    X, y = xy
+    options = dict(k=4, hidden_dims=[16], training={"batch_size": 32, "epochs": 2}, target_transform="log1p")
+    models = [MLPRegressor(**options, use_lightning=flag).fit(X, y) for flag in (False, True)]
+    np.testing.assert_allclose(models[0].predict(X), models[1].predict(X), rtol=1e-5)
+    pytest.importorskip("onnxruntime")
+    from tabularnet.serving import Predictor
+
+    models[0].export_onnx(tmp_path / "model.onnx")
+    np.testing.assert_allclose(Predictor(tmp_path / "model.onnx").predict(X), models[0].predict(X), rtol=1e-5)
