@@ -135,6 +135,8 @@ def residuals_figure(y, prediction, title: str = "residuals") -> Figure:
     scatter_ax.set_ylabel("residual (actual - predicted)")
     scatter_ax.set_title(title)
     histogram_ax.hist(residual, bins=50)
+    for ax in (scatter_ax, histogram_ax):  # residuals in dollars: long tick labels
+        ax.tick_params(axis="x", labelrotation=30)
     histogram_ax.set_xlabel("residual (actual - predicted)")
     histogram_ax.set_ylabel("rows")
     histogram_ax.set_title(f"{title}: histogram")
