@@ -128,7 +128,9 @@ def test_a_first_trial_that_fails_stops_the_study_with_its_error(files, capsys):
     assert [t.state.name for t in stored_trials(files)] == ["FAIL"]
 
 
-@pytest.mark.parametrize("space, base", [("mlp", "tune_mlp_plr"), ("ft_transformer", "tune_ft_transformer")])
+@pytest.mark.parametrize(
+    "space, base", [("mlp", "tune_mlp_plr"), ("ft_transformer", "tune_ft_transformer"), ("tabm", "tune_mlp_plr")]
+)
 def test_shipped_search_spaces_fit_their_base_configs(space, base):
     from tabularnet.tuning.trial import check_space
 
