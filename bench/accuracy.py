@@ -2,7 +2,10 @@
 
 For each dataset and seed, every neural model is trained by ``tabularnet fit`` exactly as a user would run it
 (the YAML configs in configs/bench/, with the dataset and seed given as flags) and its test accuracy is read
-from the run's metrics.json. The XGBoost teacher's figures are those the distillation run records for it
+from the run's metrics.json. The ``no config`` column is ``tabularnet fit`` with only the dataset, the split and the
+seed: the defaults a user's unseen table gets (the adaptive budget of tabularnet/training/budget.py). XGBoost
+untuned and lightly tuned (bench/xgboost_baselines.py) run on the same splits; their time and the no-config fit's
+are shown beside their accuracy. The XGBoost teacher's figures are those the distillation run records for it
 (fitted on the same training split, measured on the same test split).
 
 Splits: Adult uses the official UCI split; the other datasets a fixed stratified 80/20 train/test split
@@ -25,17 +28,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.xgboost_baselines import xgboost_scores  # noqa: E402
 from tabularnet.cli import main  # noqa: E402
 
-DATASETS = {  # name -> (extra flags, note for the table)
-    "adult": ([], "official split; PLR frequency_scale 20"),
-    "higgs": (["--data.test_fraction=0.2"], "10,984-row subset"),
-    "covertype": (["--data.test_fraction=0.2", "--trainer.max_epochs=30"], "16% subsample; 30 epochs (FT: 8)"),
-    "bank-marketing": (["--data.test_fraction=0.2"], ""),
-    "letter": (["--data.test_fraction=0.2", "--trainer.max_epochs=60"], "26 classes; 60 epochs (FT: 30)"),
-    "magic-telescope": (["--data.test_fraction=0.2"], ""),
+SPLIT = ["--data.test_fraction=0.2"]
+DATASETS = {  # name -> (split flags, the configs' epoch flags, note for the table)
+    "adult": ([], [], "official split; PLR frequency_scale 20"),
+    "higgs": (SPLIT, [], "10,984-row subset"),
+    "covertype": (SPLIT, ["--trainer.max_epochs=30"], "16% subsample; 30 epochs (FT: 8)"),
+    "bank-marketing": (SPLIT, [], ""),
+    "letter": (SPLIT, ["--trainer.max_epochs=60"], "26 classes; 60 epochs (FT: 30)"),
+    "magic-telescope": (SPLIT, [], ""),
+    "electricity": (SPLIT, [], ""),
+    "credit-g": (SPLIT, [], "1,000 rows"),
+    "titanic": (SPLIT, [], "891 rows"),
 }
-MODELS = {  # name -> config under configs/bench
+NO_CONFIG = "no config"  # `tabularnet fit` with only the dataset, the split and the seed: the adaptive defaults
+XGBOOST = ("XGBoost", "XGBoost tuned")  # bench/xgboost_baselines.py, on the same splits
+MODELS = {  # name -> config under configs/bench (None: no config)
+    NO_CONFIG: None,
     "MLP": "mlp.yaml",
     "TabM": "tabm.yaml",
     "MLP-PLR": "mlp_plr.yaml",
@@ -54,14 +65,13 @@ MODEL_FLAGS = {
 TEACHER = "MLP-PLR distilled"  # the run whose metrics.json carries the teacher's figures
 
 
-def run(config: str, dataset: str, seed: int, extra: list[str], root: Path) -> dict:
-    """One ``tabularnet fit``; returns its metrics.json."""
-    run_root = root / f"{dataset}-{Path(config).stem}-{seed}"
+def run(config: str | None, dataset: str, seed: int, extra: list[str], root: Path) -> dict:
+    """One ``tabularnet fit`` (``config`` None: without a config); returns its metrics.json."""
+    run_root = root / f"{dataset}-{Path(config).stem if config else 'no-config'}-{seed}"
     main(
         [
             "fit",
-            "--config",
-            str(ROOT / "configs" / "bench" / config),
+            *(["--config", str(ROOT / "configs" / "bench" / config)] if config else []),
             f"--data.dataset={dataset}",
             f"--seed_everything={seed}",
             f"--trainer.default_root_dir={run_root}",
@@ -74,8 +84,9 @@ def run(config: str, dataset: str, seed: int, extra: list[str], root: Path) -> d
     return json.loads(next(run_root.glob("lightning_logs/version_*/metrics.json")).read_text())
 
 
-def summarize(values: list[float]) -> dict:
+def summarize(values: list[float], seconds: list[float] | None = None) -> dict:
     return {
+        **({"seconds": statistics.fmean(seconds)} if seconds else {}),
         "mean": statistics.fmean(values),
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
         "values": values,
@@ -83,15 +94,18 @@ def summarize(values: list[float]) -> dict:
 
 
 def table(results: dict) -> str:
-    names = ["XGBoost (teacher)", *MODELS]
+    names = [*XGBOOST, *MODELS]
     lines = ["| dataset | " + " | ".join(names) + " | note |", "|---" * (len(names) + 2) + "|"]
     for dataset in [d for d in DATASETS if d in results]:
         row = results[dataset]
         cells = []
         for name in names:
             cell = row.get(name)
-            cells.append(f"{cell['mean']:.4f} ± {cell['std']:.4f}" if cell else "—")
-        lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {DATASETS[dataset][1]} |")
+            text = f"{cell['mean']:.4f} ± {cell['std']:.4f}" if cell else "—"
+            if cell and name in (*XGBOOST, NO_CONFIG) and "seconds" in cell:
+                text += f" ({cell['seconds']:.0f} s)"
+            cells.append(text)
+        lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {DATASETS[dataset][2]} |")
     return "\n".join(lines)
 
 
@@ -102,21 +116,33 @@ def main_bench() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "accuracy.json"))
     parser.add_argument("--merge", action="store_true", help="update the datasets/models run here in --out")
+    parser.add_argument("--no-xgboost", action="store_true", help="skip the XGBoost baselines")
     args = parser.parse_args()
     results, started = {}, time.perf_counter()
     if args.merge and Path(args.out).is_file():
         results = json.loads(Path(args.out).read_text())["results"]
     with tempfile.TemporaryDirectory(prefix="tabularnet-bench-") as folder:
         for dataset in args.datasets:
-            extra, row = DATASETS[dataset][0], results.get(dataset, {})
+            split, epoch_flags, _ = DATASETS[dataset]
+            row = results.get(dataset, {})
+            if not args.no_xgboost:
+                fraction = 0.2 if split else None
+                for name, scores in xgboost_scores(dataset, fraction).items():
+                    row[name] = {**summarize([scores["test_acc"]], [scores["seconds"]]), **scores}
+                    print(
+                        f"[{dataset}] {name}: test_acc={scores['test_acc']:.4f} ({scores['seconds']:.0f}s)", flush=True
+                    )
             for name in args.models:
-                accuracies, teacher = [], []
+                accuracies, teacher, seconds = [], [], []
                 for seed in range(args.seeds):
                     t0 = time.perf_counter()
                     epochs = EPOCH_OVERRIDES.get((dataset, name))
-                    flags = extra + ([f"--trainer.max_epochs={epochs}"] if epochs else [])
+                    # the configs fix their epochs; the no-config run gets only the split (and the seed)
+                    flags = split + ([] if name == NO_CONFIG else epoch_flags)
+                    flags += [f"--trainer.max_epochs={epochs}"] if epochs else []
                     flags += MODEL_FLAGS.get((dataset, name), [])
                     metrics = run(MODELS[name], dataset, seed, flags, Path(folder))
+                    seconds.append(time.perf_counter() - t0)
                     accuracies.append(metrics["test_acc"])
                     if "teacher_test_acc" in metrics:
                         teacher.append(metrics["teacher_test_acc"])
@@ -126,7 +152,7 @@ def main_bench() -> None:
                         f"({time.perf_counter() - t0:.0f}s)",
                         flush=True,
                     )
-                row[name] = summarize(accuracies)
+                row[name] = summarize(accuracies, seconds)
                 if teacher and name == TEACHER:
                     row["XGBoost (teacher)"] = summarize(teacher)
             results[dataset] = row
