@@ -153,18 +153,23 @@ class _XGBoostEstimator(BaseEstimator):
         return tags
 
 
-class XGBoostClassifier(ClassifierMixin, _XGBoostEstimator):
-    """xgboost's ``XGBClassifier`` with native categorical support, labels of any type, and JSON model files.
+ARGS = """
 
-    Args:
-        n_estimators: boosting rounds.
-        max_depth: maximum tree depth.
-        learning_rate: shrinkage.
-        subsample: row subsampling per tree.
-        colsample_bytree: column subsampling per tree.
-        random_seed: seed.
-        n_jobs: threads (``None``: all cores).
-    """
+Args:
+    n_estimators: boosting rounds.
+    max_depth: maximum tree depth.
+    learning_rate: shrinkage.
+    subsample: row subsampling per tree.
+    colsample_bytree: column subsampling per tree.
+    random_seed: seed.
+    n_jobs: threads (``None``: all cores).
+"""  # the two estimators' arguments (their shared constructor's)
+
+
+class XGBoostClassifier(ClassifierMixin, _XGBoostEstimator):
+    __doc__ = (
+        "xgboost's ``XGBClassifier`` with native categorical support, labels of any type, and JSON model files." + ARGS
+    )
 
     _booster_class = xgb.XGBClassifier
 
@@ -198,18 +203,10 @@ class XGBoostClassifier(ClassifierMixin, _XGBoostEstimator):
 
 
 class XGBoostRegressor(RegressorMixin, _XGBoostEstimator):
-    """xgboost's ``XGBRegressor`` (squared error) with native categorical support and JSON model files; ``score``
-    is R².
-
-    Args:
-        n_estimators: boosting rounds.
-        max_depth: maximum tree depth.
-        learning_rate: shrinkage.
-        subsample: row subsampling per tree.
-        colsample_bytree: column subsampling per tree.
-        random_seed: seed.
-        n_jobs: threads (``None``: all cores).
-    """
+    __doc__ = (
+        "xgboost's ``XGBRegressor`` (squared error) with native categorical support and JSON model files; "
+        "``score`` is R²." + ARGS
+    )
 
     _booster_class = xgb.XGBRegressor
     _booster_options = {"objective": "reg:squarederror"}
