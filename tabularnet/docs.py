@@ -21,7 +21,8 @@ import docstring_parser
 
 from tabularnet.cli.app import CHECKPOINT_DEFAULTS, LINKED, PREDICTIONS_PATH_HELP
 from tabularnet.data.datamodule import TabularDataModule
-from tabularnet.models.estimators import EstimatorOptions, RegressorOptions
+from tabularnet.models.estimators import EstimatorOptions
+from tabularnet.models.task_estimators import RegressorOptions
 from tabularnet.training.config import (
     DistillationConfig,
     MixUpConfig,

@@ -10,7 +10,8 @@ import pytest
 
 from tabularnet.docs import README, readme_block, yaml_value
 from tabularnet.models import MLPClassifier, MLPRegressor, TransformerClassifier, TransformerRegressor
-from tabularnet.models.estimators import EstimatorOptions, RegressorOptions
+from tabularnet.models.estimators import EstimatorOptions
+from tabularnet.models.task_estimators import RegressorOptions
 from tabularnet.training.lightning_modules import MLPLightningModule, TransformerLightningModule
 from tabularnet.training.options import (
     MLPOptions,

@@ -30,22 +30,8 @@ from tabularnet.data.sources import read_table
 from tabularnet.data.split_loaders import SplitLoaders
 from tabularnet.data.streaming_fit import fit_on_sample
 from tabularnet.data.streaming_plan import RowSplit, check_streaming_options, streamed_splits
-from tabularnet.data.task import TargetTransform, Task, TaskArg, check_task_options, decide_task, scale_target
-from tabularnet.data.teacher import as_logits, build_teacher, cached_teacher_logits, read_teacher_logits
-
-
-def check_teacher(teacher: dict, task: str) -> None:
-    """Build ``teacher`` once: a classification teacher needs ``predict_proba``, a regression one ``predict``; for
-    ``task: auto`` either will do (the classification error is the one raised)."""
-    try:
-        build_teacher(teacher, task="regression" if task == "regression" else "classification")
-    except DataError as error:
-        if task != "auto":
-            raise
-        try:
-            build_teacher(teacher, task="regression")
-        except DataError:
-            raise error from None
+from tabularnet.data.task import TargetTransform, Task, TaskArg, check_task_options, decide_task
+from tabularnet.data.teacher import cached_teacher_logits, check_teacher, read_teacher_logits, student_targets
 
 
 class Arguments(dict):
@@ -324,7 +310,8 @@ class TabularData(SplitLoaders):
             if weights is not None:  # travels in the batch: the loss and the metrics weigh rows by it
                 tensors["weight"] = torch.tensor(weights, dtype=torch.float32)
         if split == "train" and self._teacher_values is not None and self.teacher_logits is None:
-            self.teacher_logits = torch.as_tensor(self._teacher_outputs(self._teacher_values), dtype=torch.float32)
+            targets = student_targets(self._teacher_values, self.preprocessor.target_scaling)
+            self.teacher_logits = torch.as_tensor(targets, dtype=torch.float32)
         if split == "train" and self.hparams.teacher is not None and self.teacher_logits is None:
             self._fit_teacher(frame)
         if split == "train" and self.teacher_logits is not None:
@@ -346,18 +333,8 @@ class TabularData(SplitLoaders):
             seed=hp.seed, cache_dir=Path(hp.teacher_cache_dir or self.default_teacher_cache_dir or ".tabularnet_cache"),
         )  # fmt: skip
         train[TEACHER_ROW] = np.arange(len(train))
-        self.teacher_logits = torch.as_tensor(self._teacher_outputs(logits), dtype=torch.float32)
-
-    def _teacher_outputs(self, values: np.ndarray) -> np.ndarray:
-        """Teacher outputs as the student's targets: logits for classification; for regression the teacher's
-        predictions (original units, one column) on the model's standard scale."""
-        scaling = self.preprocessor.target_scaling
-        if scaling is None:
-            return as_logits(values)
-        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-        if values.shape[1] != 1:
-            raise DataError(f"regression teacher outputs need one column (predictions), however: shape {values.shape}")
-        return scale_target(values, scaling)
+        targets = student_targets(logits, self.preprocessor.target_scaling)
+        self.teacher_logits = torch.as_tensor(targets, dtype=torch.float32)
 
     def _frame(self, split: str) -> pd.DataFrame | None:
         if "train" in self._streams() and split in ("train", "val", "test") and split not in self._frames:

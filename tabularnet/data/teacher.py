@@ -25,6 +25,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError, check_known_keys
 from tabularnet.data.sources import read_table
+from tabularnet.data.task import scale_target
 
 EPS = 1e-10
 Task = Literal["classification", "regression"]
@@ -259,3 +260,29 @@ def read_teacher_logits(path: str, n_rows: int) -> np.ndarray:
             f"{path}: teacher logits need one row per training row ({n_rows}), however: shape {values.shape}"
         )
     return values
+
+
+def check_teacher(teacher: dict, task: str) -> None:
+    """Build ``teacher`` once: a classification teacher needs ``predict_proba``, a regression one ``predict``; for
+    ``task: auto`` either will do (the classification error is the one raised)."""
+    try:
+        build_teacher(teacher, task="regression" if task == "regression" else "classification")
+    except DataError as error:
+        if task != "auto":
+            raise
+        try:
+            build_teacher(teacher, task="regression")
+        except DataError:
+            raise error from None
+
+
+def student_targets(values: np.ndarray, target_scaling: dict | None) -> np.ndarray:
+    """Teacher outputs as the student's targets: logits for classification (:func:`as_logits`); for regression
+    (``target_scaling`` given) the teacher's predictions, one column in original units, on the model's standard
+    scale."""
+    if target_scaling is None:
+        return as_logits(values)
+    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    if values.shape[1] != 1:
+        raise DataError(f"regression teacher outputs need one column (predictions), however: shape {values.shape}")
+    return scale_target(values, target_scaling)

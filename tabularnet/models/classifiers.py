@@ -14,13 +14,8 @@ from pathlib import Path
 
 from tabularnet.data.checkpoint import load_model_checkpoint
 from tabularnet.data.schema import DataError
-from tabularnet.models.estimators import (
-    ClassifierEstimator,
-    EstimatorOptions,
-    RegressorEstimator,
-    RegressorOptions,
-    TabularEstimator,
-)
+from tabularnet.models.estimators import EstimatorOptions, TabularEstimator
+from tabularnet.models.task_estimators import ClassifierEstimator, RegressorEstimator, RegressorOptions
 from tabularnet.nn import MLP, FTTransformer
 from tabularnet.training.options import MLPOptions, RecipeOptions, TransformerOptions, with_options
 

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -35,17 +35,15 @@ from tabularnet.data.schema import (
 from tabularnet.data.tabular_data import TabularData
 from tabularnet.data.task import regression_targets
 from tabularnet.lightning_private import CHECKPOINT_VERSION_KEY
-from tabularnet.models.inputs import as_frame, check_sample_weight, teacher_logits_from, training_device
+from tabularnet.models.inputs import as_frame, check_sample_weight, training_device
 from tabularnet.training import budget
 from tabularnet.training.calibration import (
-    calibrated_probabilities,
     network_logits,
     network_outputs,
     temperature_scaling,
 )
 from tabularnet.training.config import Recipe
 from tabularnet.training.options import RecipeOptions, build_network, option, plain
-from tabularnet.training.tasks import Regression
 from tabularnet.training.torch_trainer import EarlyStopping, TorchTrainer
 
 TARGET = "__target__"
@@ -98,17 +96,6 @@ class EstimatorOptions:
     verbose: bool = option(False, "show progress.")
 
 
-@dataclass
-class RegressorOptions:
-    """Options of the regressors only (the command line has it in the data module)."""
-
-    target_transform: str = option(
-        "none",
-        "``'log1p'``: model ``log(1 + y)`` (skewed, non-negative targets such as prices; predictions are "
-        "transformed back); ``'none'``: ``y`` itself. Either way ``y`` is standardised inside the model.",
-    )
-
-
 class TabularEstimator(BaseEstimator):
     """Shared fit/predict/save logic of classifiers and regressors. A subclass names its task, its network, its
     LightningModule and its network's options (``options`` decorated with
@@ -142,17 +129,6 @@ class TabularEstimator(BaseEstimator):
                 f"training.early_stopping.monitor must be 'val_loss' or 'val_acc', however: {stop.monitor!r}"
             )
         return stop
-
-    def _adaptive_budget(self, training: dict, stop: EarlyStopping, n_rows: int, has_val: bool):
-        """``training['epochs']`` unset: :func:`~tabularnet.training.budget.epoch_budget` epochs, and unless
-        ``early_stopping`` is given, early stopping on ``val_loss`` with patience 16 when the validation split has
-        enough rows to stop on."""
-        held_out = 0.0 if has_val else training["validation_split"]
-        n_train = n_rows - int(round(n_rows * held_out))
-        training = {**training, "epochs": budget.epoch_budget(n_train, training["batch_size"])}
-        if training["early_stopping"] is None and (has_val or n_rows * held_out >= budget.MIN_VALIDATION_ROWS):
-            stop = EarlyStopping(enabled=True, monitor="val_loss", patience=budget.PATIENCE)
-        return training, stop
 
     def _hparams(self, data: TabularData) -> dict:
         """The LightningModule's arguments: data-derived sizes and labels, network parameters and the recipe."""
@@ -200,7 +176,7 @@ class TabularEstimator(BaseEstimator):
             raise DataError(f"y has {len(y)} labels but X has {len(X_frame)} rows")
         weights = check_sample_weight(sample_weight, y, classes=self.task == "classification")
         if training["epochs"] is None:  # no budget given: the adaptive one (early stopping, bounded epochs)
-            training, stop = self._adaptive_budget(training, stop, len(y), X_val is not None)
+            training, stop = budget.adaptive_training(training, stop, len(y), X_val is not None)
         self.n_features_in_ = X_frame.shape[1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(X_frame.columns, dtype=object)
@@ -417,73 +393,3 @@ class TabularEstimator(BaseEstimator):
         tags.input_tags.string = True
         tags.non_deterministic = False
         return tags
-
-
-class ClassifierEstimator(ClassifierMixin, TabularEstimator):
-    """A classifier: labels of any type, class probabilities, ``score`` = accuracy."""
-
-    task = "classification"
-
-    def train(self, X, y, teacher_probs=None, X_val=None, y_val=None, sample_weight=None):
-        """Fit on ``X, y``; ``teacher_probs`` (probabilities or logits, one row per row of X, columns in the order
-        of the sorted labels) for distillation; ``X_val, y_val`` for validation (else ``training.validation_split``
-        of X when early stopping or calibration is on).
-
-        ``sample_weight``: one weight per row of X (finite, >= 0, not all zero). The training loss, the
-        preprocessing statistics and ``class_weight='balanced'`` weigh each row by it (a row of integer weight
-        ``k`` counts as ``k`` copies of it, weight 0 as absent); validation rows carved from X keep their weights
-        and the validation metrics are then weighted. ``X_val, y_val`` rows weigh 1."""
-        return self._fit(X, y, teacher_probs, X_val, y_val, sample_weight)
-
-    def _teacher_outputs(self, teacher, y: np.ndarray) -> torch.Tensor:
-        return teacher_logits_from(teacher, len(y), len(np.unique(y)))
-
-    def _fitted_labels(self) -> None:
-        self.classes_ = np.asarray(self.preprocessing_["classes"])
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, ``(n_rows, n_classes)``, columns in the order of ``classes_``."""
-        outputs = self._network_outputs(X)
-        if outputs is None:
-            return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        return calibrated_probabilities(outputs, self.temperature_).numpy()
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted labels, in the type of the training labels."""
-        probs = self.predict_proba(X)
-        return self.classes_[probs.argmax(1)]
-
-
-class RegressorEstimator(RegressorMixin, TabularEstimator):
-    """A regressor: a numeric target, standardised (after ``log1p`` if asked) inside the model; predictions in the
-    target's units; ``score`` = R^2."""
-
-    task = "regression"
-
-    def train(self, X, y, teacher_preds=None, X_val=None, y_val=None, sample_weight=None):
-        """Fit on ``X, y`` (numbers); ``teacher_preds`` (a teacher's predictions for the rows of X, in the units of
-        ``y``; cross-fitted, e.g. :meth:`tabularnet.models.XGBoostRegressor.oof_predictions`) for distillation;
-        ``X_val, y_val`` for validation (else ``training.validation_split`` of X when early stopping is on).
-        ``sample_weight``: one weight per row of X, as for the classifiers."""
-        return self._fit(X, y, teacher_preds, X_val, y_val, sample_weight)
-
-    def _teacher_outputs(self, teacher, y: np.ndarray) -> np.ndarray:
-        values = np.asarray(teacher, dtype=np.float64)
-        if values.shape not in ((len(y),), (len(y), 1)):
-            raise DataError(
-                f"teacher_preds must have shape ({len(y)},) (one prediction per row), however: {values.shape}"
-            )
-        if not np.isfinite(values).all():
-            raise DataError("teacher_preds has NaN or infinite values")
-        return values.reshape(-1, 1)
-
-    def _fitted_labels(self) -> None:
-        pass
-
-    def predict(self, X) -> np.ndarray:
-        """Predictions in the units of the training target, ``(n_rows,)`` float64."""
-        outputs = self._network_outputs(X, float64=True)
-        if outputs is None:
-            return np.zeros(0, dtype=np.float64)
-        task = Regression()
-        return task.outputs(outputs.double(), 1.0, self.preprocessing_["target_scaling"]).double().numpy()

@@ -29,3 +29,17 @@ def stop_reason(stopped_early: bool, epochs: int, max_epochs: int, patience: int
     if stopped_early:
         return f"early stopping: val_loss did not improve for {patience} epochs"
     return f"max_epochs={max_epochs} reached" if epochs >= max_epochs else f"stopped after {epochs} epochs"
+
+
+def adaptive_training(training: dict, stop, n_rows: int, has_val: bool):
+    """An estimator's ``training`` dict without ``epochs``: :func:`epoch_budget` epochs and, unless
+    ``early_stopping`` is given, early stopping on ``val_loss`` with :data:`PATIENCE` when the validation rows
+    (``X_val``, else ``validation_split`` of the ``n_rows``) are enough to stop on. Returns (training, stop)."""
+    from tabularnet.training.torch_trainer import EarlyStopping
+
+    held_out = 0.0 if has_val else training["validation_split"]
+    n_train = n_rows - int(round(n_rows * held_out))
+    training = {**training, "epochs": epoch_budget(n_train, training["batch_size"])}
+    if training["early_stopping"] is None and (has_val or n_rows * held_out >= MIN_VALIDATION_ROWS):
+        stop = EarlyStopping(enabled=True, monitor="val_loss", patience=PATIENCE)
+    return training, stop
