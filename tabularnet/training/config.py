@@ -6,6 +6,7 @@ from the dataclasses, give jsonargparse their keys and types, so YAML typos fail
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -161,10 +162,11 @@ class Recipe:
     task_name: Literal["classification", "regression"] = "classification"
     loss: Optional[str] = None  # None: the task's default (cross-entropy; mse for regression)
 
-    @property
+    @functools.cached_property
     def task(self):
-        """The task's loss terms and outputs (:mod:`tabularnet.training.tasks`); options that do not apply to the
-        task (label smoothing or class weights for regression, a regression loss for classification) raise."""
+        """The task's loss terms and outputs (:mod:`tabularnet.training.tasks`), built once (the training step reads
+        it); options that do not apply to the task (label smoothing or class weights for regression, a regression
+        loss for classification) raise."""
         from tabularnet.training.tasks import make_task
 
         return make_task(
