@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from tabularnet import atomic
 from tabularnet.atomic import atomic_path
-from tabularnet.data.schema import DataError, check_weights
+from tabularnet.data.schema import DataError
 from tabularnet.data.teacher import cross_fit_outputs, regression_target
 from tabularnet.models.inputs import as_frame, check_sample_weight
 
@@ -217,15 +217,7 @@ class XGBoostRegressor(RegressorMixin, _XGBoostEstimator):
         return y
 
     def _sample_weight(self, sample_weight, targets: np.ndarray) -> np.ndarray | None:
-        # NOTE: inputs.check_sample_weight also asks for two weighted classes, which regression does not have
-        if sample_weight is None:
-            return None
-        values = np.asarray(sample_weight)
-        if values.ndim != 1:
-            raise DataError(f"sample_weight must be 1-D (one weight per row), however: its shape is {values.shape}")
-        if len(values) != len(targets):
-            raise DataError(f"sample_weight has {len(values)} weights but X has {len(targets)} rows")
-        return check_weights(values, what="sample_weight")
+        return check_sample_weight(sample_weight, targets, classes=False)  # no classes to keep weighted
 
     def predict(self, X) -> np.ndarray:
         """Predictions ``(n,)`` float64, in the target's units."""
