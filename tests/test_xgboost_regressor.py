@@ -100,9 +100,9 @@ def test_oof_predictions_never_come_from_a_model_that_saw_the_row():
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ("n/a", "y has a non-numeric or infinite value 'n/a' at row 7"),
-        (np.inf, "y has a non-numeric or infinite value inf at row 7"),
-        (None, "y has a missing value at row 7"),
+        ("n/a", "XGBoostRegressor: regression target 'y' has a non-numeric value 'n/a' at row 7"),
+        (np.inf, "XGBoostRegressor: regression target 'y' has an infinite value at row 7"),
+        (None, "XGBoostRegressor: regression target 'y' has a missing value at row 7"),
     ],
 )
 def test_bad_target_names_the_row(xy, bad, message):

@@ -62,24 +62,30 @@ def decide_task(y: pd.Series, task: str, *, source: str) -> Task:
 
 def regression_targets(y, *, source: str, name: str | None = None, transform: str = "none") -> np.ndarray:
     """``y`` as float64 numbers, or a one-line error naming the first row that is not a finite number (or, with
-    ``log1p``, a negative one: the transform is for non-negative targets)."""
-    series = pd.Series(np.asarray(y, dtype=object) if not isinstance(y, pd.Series) else y)
-    label = repr(name if name is not None else series.name)
-    if pd.api.types.is_bool_dtype(series):
-        raise DataError(f"{source}: regression target {label} holds booleans; use data.task classification")
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    if series.isna().any():
-        row = int(np.flatnonzero(series.isna().to_numpy())[0])
-        raise DataError(f"{source}: regression target {label} has a missing value at row {row}")
-    bad = np.isnan(values) & series.notna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{source}: regression target {label} has a non-numeric value {series.iloc[row]!r} at row {row}"
-        )
+    ``log1p``, a negative one: the transform is for non-negative targets). The one check of a regression target:
+    the data module, the estimators, the XGBoost regressor and the teacher's cross-fitting all call it."""
+    raw = y.to_numpy() if isinstance(y, pd.Series) else np.asarray(y)
+    label = repr(name if name is not None else getattr(y, "name", None) or "y")
+    what = f"{source}: regression target {label}"
+    if raw.dtype.kind == "b":
+        raise DataError(f"{what} holds booleans; use data.task classification")
+    if raw.dtype.kind in "iuf":  # numbers already: only missing and infinite values to find
+        values = raw.astype(np.float64).ravel()
+        missing, non_numeric = np.isnan(values), np.zeros(len(values), dtype=bool)
+    else:
+        series = pd.Series(raw.ravel(), dtype=object)
+        if pd.api.types.is_bool_dtype(series.infer_objects()):
+            raise DataError(f"{what} holds booleans; use data.task classification")
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        missing = series.isna().to_numpy()
+        non_numeric = np.isnan(values) & ~missing
+    if missing.any():
+        raise DataError(f"{what} has a missing value at row {int(np.flatnonzero(missing)[0])}")
+    if non_numeric.any():
+        row = int(np.flatnonzero(non_numeric)[0])
+        raise DataError(f"{what} has a non-numeric value {raw.ravel()[row]!r} at row {row}")
     if np.isinf(values).any():
-        row = int(np.flatnonzero(np.isinf(values))[0])
-        raise DataError(f"{source}: regression target {label} has an infinite value at row {row}")
+        raise DataError(f"{what} has an infinite value at row {int(np.flatnonzero(np.isinf(values))[0])}")
     if transform == "log1p" and (values < 0).any():
         row = int(np.flatnonzero(values < 0)[0])
         raise DataError(

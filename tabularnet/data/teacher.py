@@ -25,7 +25,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError, check_known_keys
 from tabularnet.data.sources import read_table
-from tabularnet.data.task import scale_target
+from tabularnet.data.task import regression_targets, scale_target
 
 EPS = 1e-10
 Task = Literal["classification", "regression"]
@@ -83,22 +83,6 @@ def as_logits(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def regression_target(y, *, what: str = "y") -> np.ndarray:
-    """``y`` as float64 ``(n,)``; a value that is missing, non-numeric or infinite is a DataError naming its row."""
-    values = np.asarray(y)
-    if values.dtype.kind in "biuf":
-        numbers = values.astype(np.float64).ravel()
-    else:
-        numbers = pd.to_numeric(pd.Series(values.ravel(), dtype=object), errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(numbers)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        value = values.ravel()[row]
-        problem = "a missing value" if pd.isna(value) else f"a non-numeric or infinite value {value!r}"
-        raise DataError(f"{what} has {problem} at row {row}; a regression target must be finite numbers")
-    return numbers
-
-
 def fold_assignment(y: np.ndarray, folds: int, seed: int, stratified: bool = True) -> np.ndarray:
     """The cross-fitting fold of each training row (stratified by ``y``, or plain shuffled ``KFold``)."""
     if folds < 2:
@@ -138,7 +122,7 @@ def cross_fit_outputs(
     logits ``(n, n_classes)``, or with ``classes=None`` regression predictions ``(n, 1)`` float64."""
     task = task_of(classes)
     if task == "regression":
-        y = regression_target(y)
+        y = regression_targets(y, source="teacher cross-fitting", name="y")
     fold_of = fold_assignment(y, folds, seed, stratified=task == "classification")
     outputs = np.zeros((len(y), 1 if classes is None else len(classes)))
     for k in range(folds):
@@ -166,9 +150,9 @@ def teacher_evaluations(
     task = task_of(classes)
     teacher = build_teacher(spec, task)
     if task == "regression":
-        teacher.fit(train[0], regression_target(train[1]), **_weighted(sample_weight, slice(None)))
+        teacher.fit(train[0], regression_targets(train[1], source="teacher", name="y"), **_weighted(sample_weight, slice(None)))
         return {
-            split: (teacher_outputs(teacher, X, None)[:, 0], regression_target(y, what=f"{split} target"))
+            split: (teacher_outputs(teacher, X, None)[:, 0], regression_targets(y, source=f"teacher ({split} split)", name="y"))
             for split, (X, y) in evaluations.items()
         }
     teacher.fit(*train, **_weighted(sample_weight, slice(None)))

@@ -15,7 +15,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from tabularnet import atomic
 from tabularnet.atomic import atomic_path
 from tabularnet.data.schema import DataError
-from tabularnet.data.teacher import cross_fit_outputs, regression_target
+from tabularnet.data.task import regression_targets
+from tabularnet.data.teacher import cross_fit_outputs
 from tabularnet.models.inputs import as_frame, check_sample_weight
 
 
@@ -212,7 +213,7 @@ class XGBoostRegressor(RegressorMixin, _XGBoostEstimator):
     _booster_options = {"objective": "reg:squarederror"}
 
     def _targets(self, y, n_rows: int) -> np.ndarray:
-        y = regression_target(column_or_1d(y, warn=True))
+        y = regression_targets(column_or_1d(y, warn=True), source="XGBoostRegressor", name="y")
         _check_rows(y, n_rows, "values")
         return y
 
@@ -227,5 +228,5 @@ class XGBoostRegressor(RegressorMixin, _XGBoostEstimator):
     def oof_predictions(self, X, y, n_splits: int = 5, sample_weight=None) -> np.ndarray:
         """Out-of-fold predictions ``(n,)`` float64: each row's comes from a model trained on the other folds only
         (the same cross-fitting, plain shuffled ``KFold``, the data module's ``teacher`` option uses)."""
-        y = regression_target(column_or_1d(y))
+        y = regression_targets(column_or_1d(y), source="XGBoostRegressor", name="y")
         return self._cross_fit(X, y, None, n_splits, sample_weight)[:, 0]
