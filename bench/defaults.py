@@ -61,7 +61,11 @@ def study(candidates: list[str], datasets: list[str], seed: int, out: Path) -> N
                     "candidate": name,
                     "seed": seed,
                     "seconds": time.perf_counter() - started,
-                    **{k: metrics[k] for k in ("val_acc", "val_loss", "test_acc", "epochs", "best_epoch") if k in metrics},
+                    **{
+                        k: metrics[k]
+                        for k in ("val_acc", "val_loss", "test_acc", "epochs", "best_epoch")
+                        if k in metrics
+                    },
                     "stop_reason": metrics.get("stop_reason"),
                 }
                 print(
@@ -121,9 +125,7 @@ def table(results: dict) -> str:
         "| XGBoost val acc | | | | " + " | ".join(f"{results[d]['XGBoost']['val_acc']:.4f}" for d in datasets) + " |"
     )
     for r in rows:
-        cells = [
-            f"{100 * r['gaps'][d]:+.2f} ({r['seconds'][d]:.0f} s)" if d in r["gaps"] else "—" for d in datasets
-        ]
+        cells = [f"{100 * r['gaps'][d]:+.2f} ({r['seconds'][d]:.0f} s)" if d in r["gaps"] else "—" for d in datasets]
         lines.append(
             f"| {r['candidate']} | {r['within']}/{r['datasets']} | {100 * r['worst']:+.2f} | {100 * r['mean']:+.2f} | "
             + " | ".join(cells)

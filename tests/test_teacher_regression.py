@@ -159,5 +159,7 @@ def test_xgboost_regressor_as_the_teacher(table, tmp_path):
 def test_a_bad_target_names_its_row(table):
     y = table["price"].to_numpy().astype(object)
     y[11] = "unknown"
-    with pytest.raises(DataError, match="teacher cross-fitting: regression target 'y' has a non-numeric value 'unknown' at row 11"):
+    with pytest.raises(
+        DataError, match="cross-fitting: regression target 'y' has a non-numeric value 'unknown' at row 11"
+    ):
         cross_fit_outputs(SPEC, table[["row", "x"]], y, None, folds=3, seed=0)

@@ -150,9 +150,14 @@ def teacher_evaluations(
     task = task_of(classes)
     teacher = build_teacher(spec, task)
     if task == "regression":
-        teacher.fit(train[0], regression_targets(train[1], source="teacher", name="y"), **_weighted(sample_weight, slice(None)))
+        teacher.fit(
+            train[0], regression_targets(train[1], source="teacher", name="y"), **_weighted(sample_weight, slice(None))
+        )
         return {
-            split: (teacher_outputs(teacher, X, None)[:, 0], regression_targets(y, source=f"teacher ({split} split)", name="y"))
+            split: (
+                teacher_outputs(teacher, X, None)[:, 0],
+                regression_targets(y, source=f"teacher ({split} split)", name="y"),
+            )
             for split, (X, y) in evaluations.items()
         }
     teacher.fit(*train, **_weighted(sample_weight, slice(None)))
