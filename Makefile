@@ -42,6 +42,7 @@ bench-speed: $(STAMP)
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/speed.py --quick --batch-size 64
 	$(BIN)/python bench/speed.py --quick --batch-size 1024
+	$(BIN)/python bench/speed.py --model ft
 	$(BIN)/python bench/startup.py
 
 # not part of `bench`: needs a CUDA GPU (host vs device-resident batches, compile)

@@ -6,7 +6,10 @@ Fixed setup, excluded from every number: reading and preprocessing Adult's offic
 (``TabularDataModule(dataset="adult", val_fraction=0.2, batch_size=256)``: 26048 training rows, i.e. 102 steps
 of 256, and 6513 validation rows), and building the network before the timer starts. Network: ``tabularnet.nn.MLP``,
 hidden_dims [256, 256], ReLU, dropout 0.1; AdamW lr 1e-3 (no weight decay); ``torch.set_num_threads(2)``.
-``--batch-size N`` changes the 256 (and writes speed-batchN.json).
+``--batch-size N`` changes the 256 (and writes speed-batchN.json). ``--model ft`` measures the FT-Transformer instead
+(``tabularnet.nn.FTTransformer`` with its defaults: d_model 64, 8 heads, 3 blocks, ReGLU, dropout 0.1, linear numeric
+tokens) through the same floor, TorchTrainer and Lightning runs, and writes speed-ft.json; its epoch is ~20x the
+MLP's, so it runs epochs 1 and 3 and 3 rounds by default.
 
 Every training measurement times whole runs of E1=2 and E2=6 epochs (wall clock) and, per round, reports
     s/epoch = (t(E2) - t(E1)) / (E2 - E1)        fixed overhead = t(E1) - E1 * s/epoch
@@ -62,15 +65,17 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from tabularnet import MLPLightningModule, TabularDataModule
+from tabularnet import MLPLightningModule, TabularDataModule, TransformerLightningModule
 from tabularnet._quiet import quiet_lightning
-from tabularnet.nn import MLP
+from tabularnet.nn import MLP, FTTransformer
 from tabularnet.training.lightning_callbacks import AtomicCheckpointIO, LastCheckpoint, RunLogger, default_progress_bar
 from tabularnet.training.torch_trainer import TorchTrainer
 
 E1, E2 = 2, 6
 BATCH, EVAL_BATCH, LR, THREADS = 256, 4096, 1e-3, 2
 NET = dict(hidden_dims=[256, 256], activation="relu", dropout=0.1)
+FT_NET = dict(d_model=64, nhead=8, num_layers=3, dropout=0.1, activation="reglu")  # FTTransformer's defaults
+MODEL = "mlp"  # --model: which network every measurement trains
 RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
 
 
@@ -83,9 +88,13 @@ def timed(fn) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------ bare loops (floor and naive)
-def make_mlp(dm: TabularDataModule) -> MLP:
+def make_mlp(dm: TabularDataModule) -> MLP | FTTransformer:
+    """The network of ``--model`` (named for the MLP, the first one measured here)."""
     torch.manual_seed(0)
-    return MLP(n_num_features=dm.n_num_features, cat_cardinalities=dm.cat_cardinalities, d_out=dm.n_classes, **NET)
+    network, options = (FTTransformer, FT_NET) if MODEL == "ft" else (MLP, NET)
+    return network(
+        n_num_features=dm.n_num_features, cat_cardinalities=dm.cat_cardinalities, d_out=dm.n_classes, **options
+    )
 
 
 def slice_batches(t: dict, batch: int | None = None):
@@ -120,10 +129,11 @@ def naive_loader(dm: TabularDataModule) -> DataLoader:
 
 
 # ------------------------------------------------------------------ the measurements
-def make_module(dm: TabularDataModule) -> MLPLightningModule:
+def make_module(dm: TabularDataModule) -> MLPLightningModule | TransformerLightningModule:
     torch.manual_seed(0)
-    return MLPLightningModule(
-        dm.n_num_features, dm.cat_cardinalities, dm.n_classes, optimizer={"name": "AdamW", "lr": LR}, **NET
+    module, options = (TransformerLightningModule, FT_NET) if MODEL == "ft" else (MLPLightningModule, NET)
+    return module(
+        dm.n_num_features, dm.cat_cardinalities, dm.n_classes, optimizer={"name": "AdamW", "lr": LR}, **options
     )
 
 
@@ -279,12 +289,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="5 rounds instead of 11 (~1 min when quiet)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 11, --quick 5)")
     parser.add_argument("--batch-size", type=int, default=256, help="rows per step (results: speed-batch<N>.json)")
+    parser.add_argument("--model", choices=["mlp", "ft"], default="mlp", help="ft: the FT-Transformer (speed-ft.json)")
     args = parser.parse_args(argv)
-    global BATCH, RESULTS
-    BATCH = args.batch_size
+    global BATCH, RESULTS, MODEL, E1, E2
+    BATCH, MODEL = args.batch_size, args.model
     if BATCH != 256:
         RESULTS = RESULTS.with_name(f"speed-batch{BATCH}.json")
-    repeats = args.repeats or (5 if args.quick else 11)
+    if MODEL == "ft":
+        RESULTS, (E1, E2) = RESULTS.with_name(RESULTS.stem + "-ft.json"), (1, 3)
+        for name in ("floor_loop_adamw", "naive"):  # the MLP's questions (update kernel, loader), not the FT's
+            TRAINING.pop(name)
+    repeats = args.repeats or (3 if MODEL == "ft" else 5 if args.quick else 11)
     torch.set_num_threads(THREADS)
     quiet_lightning(verbose=False)
 
@@ -304,6 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
         "lightning": lightning.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "model": MODEL,
         "repeats": repeats,
         "epochs": [E1, E2],
         "n_train": len(dm.split_tensors("train")["y"]),

@@ -86,8 +86,9 @@ def xgboost_scores(dataset: str, test_fraction: float | None) -> dict[str, dict]
         }
     }
     started, best = time.perf_counter(), None
+    metric = "mlogloss" if len(np.unique(y)) > 2 else "logloss"  # xgboost's names for the two log losses
     for depth in DEPTHS:
-        model = _model(n_estimators=2000, max_depth=depth, early_stopping_rounds=50, eval_metric="logloss")
+        model = _model(n_estimators=2000, max_depth=depth, early_stopping_rounds=50, eval_metric=metric)
         model.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
         val_acc = float((model.predict(X_val) == y_val).mean())
         if best is None or val_acc > best[0]:
