@@ -39,6 +39,18 @@ CANDIDATES = {
     "quantile+PLR 0.5": ["--data.scaling=quantile", "--model.num_embedding=plr", "--model.frequency_scale=0.5"],
     "quantile+PLR 2": ["--data.scaling=quantile", "--model.num_embedding=plr", "--model.frequency_scale=2"],
     "standard+PLE": ["--data.scaling=standard", "--model.num_embedding=ple"],
+    "quantile+PLE, dropout 0.2, wd 1e-4": [
+        "--data.scaling=quantile",
+        "--model.num_embedding=ple",
+        "--model.dropout=0.2",
+        "--model.weight_decay=1e-4",
+    ],
+    "quantile+PLE, lr 3e-4": [
+        "--data.scaling=quantile",
+        "--model.num_embedding=ple",
+        "--model.optimizer={name: AdamW, lr: 3.0e-4}",
+    ],
+    "quantile+PLR 20": ["--data.scaling=quantile", "--model.num_embedding=plr", "--model.frequency_scale=20"],
 }
 WITHIN = 0.005  # "within 0.5 accuracy points of XGBoost or above"
 

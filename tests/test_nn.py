@@ -103,6 +103,23 @@ def test_piecewise_linear_encoding_handles_binary_and_constant_features():
     assert out.shape == (5, 2, 3) and torch.isfinite(out).all()
 
 
+def test_piecewise_linear_bins_are_not_lost_to_ties():
+    from tabularnet.nn.layers import PiecewiseLinearEmbeddings
+
+    # 90% zeros (capital-gain-like) beside 100 distinct positive values: quantiles of the rows would give ~3 real
+    # bins; quantiles of the distinct values give all 8, spread over the positive values
+    spike = torch.cat([torch.zeros(900), torch.arange(1.0, 101.0)])
+    continuous = torch.linspace(0, 1, 1000)
+    ple = PiecewiseLinearEmbeddings(2, 3, n_bins=8)
+    ple.initialize_from_data(torch.stack([spike, continuous], dim=1))
+    edges = ple.edges[0]
+    assert edges[0] == 0 and edges[-1] == 100 and torch.all(edges[1:] > edges[:-1])
+    assert (edges[1:-1] > 0).all()  # every inner edge among the rare positive values
+    # a feature without ties keeps the quantiles of its rows
+    q = torch.quantile(continuous.double(), torch.linspace(0, 1, 9, dtype=torch.float64), interpolation="lower")
+    torch.testing.assert_close(ple.edges[1].double(), q)
+
+
 def test_ple_edges_travel_in_the_state_dict():
     net = MLP(n_num_features=2, cat_cardinalities=[], d_out=2, hidden_dims=[4], num_embedding="ple", n_bins=4)
     from tabularnet.nn.layers import initialize_from_data

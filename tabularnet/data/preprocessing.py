@@ -22,6 +22,7 @@ from tabularnet.data.transform import (  # noqa: F401 (re-exported: the names pr
 )
 
 Scaling = Literal["standard", "quantile", "none"]
+DEFAULT_SCALING: Scaling = "standard"  # the numeric scaling of every table that names none (see README, defaults)
 HighCardinality = Literal["drop", "hash", "keep"]
 
 
@@ -72,7 +73,7 @@ class Preprocessor:
 
     def __init__(
         self,
-        scaling: Scaling = "standard",
+        scaling: Scaling = DEFAULT_SCALING,
         *,
         na_values: Sequence[str] = DEFAULT_NA_VALUES,
         high_cardinality: HighCardinality = "drop",

@@ -24,7 +24,7 @@ from tabularnet.data.labeled_tables import (
     sample_weights,
     split_paths,
 )
-from tabularnet.data.preprocessing import HighCardinality, Preprocessor, Scaling
+from tabularnet.data.preprocessing import DEFAULT_SCALING, HighCardinality, Preprocessor, Scaling
 from tabularnet.data.schema import DEFAULT_NA_VALUES, DataError
 from tabularnet.data.sources import read_table
 from tabularnet.data.split_loaders import SplitLoaders
@@ -126,7 +126,7 @@ class TabularData(SplitLoaders):
         test_fraction: float = 0.0,
         categorical: list[str] | None = None,
         numeric: list[str] | None = None,
-        scaling: Scaling = "standard",
+        scaling: Scaling = DEFAULT_SCALING,
         na_values: list[str] = list(DEFAULT_NA_VALUES),  # noqa: B006 (jsonargparse shows list defaults as given)
         high_cardinality: HighCardinality = "drop",
         max_categories: int = 100,
