@@ -8,7 +8,7 @@ accuracy, never by the test split: first the number of datasets where it is with
 then the worst gap, then the mean gap. The test accuracy is recorded (it is what bench/accuracy.py reports once a
 default is chosen) but never read here.
 
-    python bench/defaults.py --candidates current quantile --out /tmp/a.json     # one stream
+    python bench/defaults.py --candidates standard quantile --out /tmp/a.json    # one stream
     python bench/defaults.py --report /tmp/a.json /tmp/b.json                   # the ranking of all streams
 
 Writes bench/results/defaults.json (``--report``) and prints a markdown table.
@@ -30,9 +30,8 @@ sys.path.insert(0, str(ROOT))
 from bench.accuracy import DATASETS, run  # noqa: E402
 from bench.xgboost_baselines import xgboost_scores  # noqa: E402
 
-# name -> flags added to the bare `tabularnet fit`; "current" is whatever the defaults are when the study runs
+# name -> flags added to the bare `tabularnet fit` (each names its scaling and embedding: the defaults move)
 CANDIDATES = {
-    "current": [],
     "standard": ["--data.scaling=standard", "--model.num_embedding=none"],
     "quantile": ["--data.scaling=quantile", "--model.num_embedding=none"],
     "quantile+PLE": ["--data.scaling=quantile", "--model.num_embedding=ple"],

@@ -113,14 +113,17 @@ def main_bench() -> None:
                     "seconds": statistics.fmean(seconds for _, seconds in runs),
                 }
                 print(f"{dataset} {name}: test RMSE {row[name]['rmse']['mean']:,.1f}", flush=True)
-                write(args.out, args.seeds, started, results)  # after every model: a stopped run keeps its rows
+                # after every model: a stopped run keeps its rows
+                write(args.out, args.seeds, started, results, args.merge)
     print(table(results))
 
 
-def write(path: str, seeds: int, started: float, results: dict) -> None:
+def write(path: str, seeds: int, started: float, results: dict, merge: bool = False) -> None:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"seeds": seeds, "minutes": round((time.perf_counter() - started) / 60, 1)}
+    # --merge keeps what the file says about the earlier runs; this run is recorded as the latest
+    meta = json.loads(out.read_text()).get("meta", {}) if merge and out.is_file() else {}
+    meta["latest_run"] = {"seeds": seeds, "minutes": round((time.perf_counter() - started) / 60, 1)}
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
 
 
