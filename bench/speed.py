@@ -88,8 +88,8 @@ def timed(fn) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------ bare loops (floor and naive)
-def make_mlp(dm: TabularDataModule) -> MLP | FTTransformer:
-    """The network of ``--model`` (named for the MLP, the first one measured here)."""
+def make_net(dm: TabularDataModule) -> MLP | FTTransformer:
+    """The network of ``--model``."""
     torch.manual_seed(0)
     network, options = (FTTransformer, FT_NET) if MODEL == "ft" else (MLP, NET)
     return network(
@@ -138,7 +138,7 @@ def make_module(dm: TabularDataModule) -> MLPLightningModule | TransformerLightn
 
 
 def run_floor(dm, epochs, fused: bool = True):
-    net, train, val = make_mlp(dm), dm.split_tensors("train"), dm.split_tensors("val")
+    net, train, val = make_net(dm), dm.split_tensors("train"), dm.split_tensors("val")
     return timed(lambda: bare_fit(net, lambda: slice_batches(train), val, epochs, fused=fused))
 
 
@@ -172,7 +172,7 @@ def run_lightning(dm, epochs):
 
 
 def run_naive(dm, epochs):
-    net, loader, val = make_mlp(dm), naive_loader(dm), dm.split_tensors("val")
+    net, loader, val = make_net(dm), naive_loader(dm), dm.split_tensors("val")
     return timed(lambda: bare_fit(net, lambda: iter(loader), val, epochs))
 
 

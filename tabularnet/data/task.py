@@ -67,15 +67,13 @@ def regression_targets(y, *, source: str, name: str | None = None, transform: st
     raw = y.to_numpy() if isinstance(y, pd.Series) else np.asarray(y)
     label = repr(name if name is not None else getattr(y, "name", None) or "y")
     what = f"{source}: regression target {label}"
-    if raw.dtype.kind == "b":
+    series = None if raw.dtype.kind in "biuf" else pd.Series(raw.ravel(), dtype=object)
+    if raw.dtype.kind == "b" or (series is not None and pd.api.types.is_bool_dtype(series.infer_objects())):
         raise DataError(f"{what} holds booleans; use data.task classification")
-    if raw.dtype.kind in "iuf":  # numbers already: only missing and infinite values to find
+    if series is None:  # numbers already: only missing and infinite values to find
         values = raw.astype(np.float64).ravel()
         missing, non_numeric = np.isnan(values), np.zeros(len(values), dtype=bool)
     else:
-        series = pd.Series(raw.ravel(), dtype=object)
-        if pd.api.types.is_bool_dtype(series.infer_objects()):
-            raise DataError(f"{what} holds booleans; use data.task classification")
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
         missing = series.isna().to_numpy()
         non_numeric = np.isnan(values) & ~missing

@@ -154,11 +154,12 @@ class PiecewiseLinearEmbeddings(FeatureEmbeddings):
             else:
                 edges = weighted_lower_quantiles(column, quantiles.to(column.device), weight.double())
             edges = torch.unique(edges)  # data values, distinct
-            distinct = torch.unique(column if weight is None else column[weight > 0])
-            if len(edges) < self.n_bins + 1 and len(distinct) > len(edges):
-                # ties collapsed bins (a spike such as capital-gain's 91% zeros leaves ~3 bins for the rest):
-                # quantiles of the distinct values instead, so the rare values get the bins the ties took
-                edges = torch.unique(torch.quantile(distinct, quantiles, interpolation="lower"))
+            if len(edges) < self.n_bins + 1:  # ties may have collapsed bins
+                distinct = torch.unique(column if weight is None else column[weight > 0])
+                if len(distinct) > len(edges):
+                    # a spike such as capital-gain's 91% zeros leaves ~3 bins for the rest: quantiles of the
+                    # distinct values instead, so the rare values get the bins the ties took
+                    edges = torch.unique(torch.quantile(distinct, quantiles, interpolation="lower"))
             if len(edges) < 2:  # a constant feature: one bin of width 1 around it
                 edges = torch.cat([edges - 0.5, edges + 0.5])
             step = max(float(edges[-1] - edges[0]), 1.0)
