@@ -1,0 +1,38 @@
+"""bench/accuracy.py's bookkeeping: which models train under the adaptive budget, the flags each fit gets, and a
+parallel run (--jobs) on a tiny table whose results file names every fit's device."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.accuracy import DATASETS, MODELS, NO_CONFIG, budgeted, job_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_DATASETS = ROOT / "tests" / "data" / "datasets"
+
+
+def test_budgeted_models_are_those_without_fixed_epochs():
+    assert budgeted(NO_CONFIG)
+    assert {name for name in MODELS if budgeted(name)} == {NO_CONFIG, "MLP", "TabM", "FT-Transformer"}
+
+
+def test_only_fixed_epoch_configs_get_the_dataset_epoch_flags():
+    epochs = DATASETS["covertype"][1]
+    assert epochs and all(flag not in job_flags("covertype", "TabM") for flag in epochs)
+    assert all(flag in job_flags("covertype", "MLP-PLR") for flag in epochs)
+    assert "--data.test_fraction=0.2" in job_flags("covertype", "FT-Transformer")
+
+
+def test_parallel_jobs_write_every_fit(tmp_path):
+    out = tmp_path / "accuracy.json"
+    env = {**os.environ, "TABULARNET_DATA_DIR": str(TINY_DATASETS), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(ROOT / "bench" / "accuracy.py"), "--no-xgboost", "--datasets", "titanic"]
+    command += ["--models", "MLP", "MLP-PLR", "--seeds", "2", "--jobs", "2", "--out", str(out)]
+    command += ["--flags=--trainer.max_epochs=2"]
+    subprocess.run(command, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=600)
+    row = json.loads(out.read_text())["results"]["titanic"]
+    for name in ("MLP", "MLP-PLR"):
+        assert len(row[name]["values"]) == 2 and len(row[name]["val"]) == 2
+        assert row[name]["device"] == "cpu" and row[name]["seconds"] > 0
