@@ -53,8 +53,10 @@ bench-gpu: $(STAMP)
 bench-onnx: $(STAMP)
 	$(BIN)/python bench/onnx_parity.py
 
+# JOBS: fits at once (bench/accuracy.py --jobs); on a GPU machine, e.g. `make bench-accuracy JOBS=8`
+JOBS ?= 1
 bench-accuracy: $(STAMP)
-	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/accuracy.py --jobs $(JOBS)
 	$(BIN)/python bench/regression.py
 
 # not part of `bench`: writes a 1.8 GiB Parquet file under $TMPDIR and trains on it (about 5 minutes on 2 idle cores)

@@ -170,6 +170,9 @@ class Results:
         row[name] = {
             **summarize([f["metrics"]["test_acc"] for f in ordered], [f["seconds"] for f in ordered]),
             "val": [f["metrics"]["val_acc"] for f in ordered],
+            # how each fit ended: the epochs trained and the best one (the adaptive budget's early stopping)
+            "epochs": [f["metrics"].get("epochs") for f in ordered],
+            "best_epoch": [f["metrics"].get("best_epoch") for f in ordered],
             "device": ordered[0]["device"],
         }
         teacher = [f["metrics"]["teacher_test_acc"] for f in ordered if "teacher_test_acc" in f["metrics"]]

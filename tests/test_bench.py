@@ -36,3 +36,4 @@ def test_parallel_jobs_write_every_fit(tmp_path):
     for name in ("MLP", "MLP-PLR"):
         assert len(row[name]["values"]) == 2 and len(row[name]["val"]) == 2
         assert row[name]["device"] == "cpu" and row[name]["seconds"] > 0
+        assert row[name]["epochs"] == [2, 2] and all(e in (0, 1) for e in row[name]["best_epoch"])
