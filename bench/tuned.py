@@ -25,11 +25,8 @@ from tabularnet.cli import main  # noqa: E402
 
 
 def best_checkpoint(run_dir: Path) -> Path:
-    """The trial's best checkpoint: the one of its checkpoints folder that is not ``last.ckpt``."""
-    found = [p for p in (run_dir / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt"]
-    if len(found) != 1:
-        raise SystemExit(f"{run_dir}: expected one best checkpoint, found {[p.name for p in found]}")
-    return found[0]
+    """The trial's best checkpoint, as its fit's ``metrics.json`` names it."""
+    return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
 
 
 def test_accuracy(checkpoint: Path) -> float:
