@@ -28,6 +28,7 @@ Writes bench/results/accuracy.json and prints a markdown table (mean ± std test
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import statistics
@@ -78,6 +79,7 @@ TEACHER = "MLP-PLR distilled"  # the run whose metrics.json carries the teacher'
 SLOW_MODELS = ("FT-Transformer", "TabM")  # with --jobs, their fits start first, in the order of --datasets
 
 
+@functools.cache  # read once per model: the table asks for every cell after every fit
 def budgeted(name: str) -> bool:
     """Whether the model trains under the adaptive budget (early stopping): no config, or a config that fixes no
     ``trainer.max_epochs``. The others get their dataset's epoch flags."""
