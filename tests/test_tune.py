@@ -144,8 +144,11 @@ def test_shipped_search_spaces_fit_their_base_configs(space, base):
 def test_study_writes_trials_and_a_best_config_that_refits_to_its_score(files, capsys):
     main(tune_args(files, 3, "--sampler_seed=0"))
     out = files / "out"
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert printed.count("tune: trial ") == 3 and "3/3 trials, done" in printed
+    # the fit's data notes go to the trial's fit.log, not once per trial to the tune's stderr
+    assert "so the task is" not in captured.err and "so the task is" in (out / "trials/0000/fit.log").read_text()
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [int(r["number"]) for r in rows] == [0, 1, 2] and {r["state"] for r in rows} == {"COMPLETE"}
     assert {"val_loss", "seconds", "model.init_args.dropout", "model.init_args.hidden_dims", "val_acc"} <= set(rows[0])

@@ -108,7 +108,8 @@ def check_space(base_path: Path, base: dict, params: list[Param]) -> dict:
 
 def run_fit(config_path: Path, folder: Path, callbacks: list) -> Path:
     """``tabularnet fit --config config_path`` in ``folder`` (the trial's run folder, under it ``lightning_logs``);
-    its printed output goes to ``fit.log`` there. The run's log directory (with ``metrics.json``)."""
+    its printed output (stdout, and stderr: the data notes, once per trial) goes to ``fit.log`` there. The run's log
+    directory (with ``metrics.json``)."""
     args = [
         "fit",
         "--config",
@@ -117,7 +118,7 @@ def run_fit(config_path: Path, folder: Path, callbacks: list) -> Path:
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
     ]
-    with open(folder / FIT_LOG, "w") as log, contextlib.redirect_stdout(log):
+    with open(folder / FIT_LOG, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         cli = make_cli(args, cli_class=TrialCLI, trainer_defaults={"callbacks": callbacks})
     return Path(cli.trainer.log_dir or folder)
 
