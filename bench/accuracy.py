@@ -134,7 +134,8 @@ def summarize(values: list[float], seconds: list[float] | None = None) -> dict:
     }
 
 
-def table(results: dict) -> str:
+def table(results: dict, seeds: int = 3) -> str:
+    """The markdown table; a model's cell with fewer than ``seeds`` fits says how many it has."""
     names = [*XGBOOST, *MODELS]
     lines = ["| dataset | " + " | ".join(names) + " | note |", "|---" * (len(names) + 2) + "|"]
     for dataset in [d for d in DATASETS if d in results]:
@@ -145,6 +146,8 @@ def table(results: dict) -> str:
             text = f"{cell['mean']:.4f} ± {cell['std']:.4f}" if cell else "—"
             if cell and (name in XGBOOST or budgeted(name)) and "seconds" in cell:
                 text += f" ({cell['seconds']:.0f} s)"
+            if cell and name not in XGBOOST and len(cell["values"]) < seeds:
+                text += f" [{len(cell['values'])} of {seeds} seeds]"
             cells.append(text)
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {DATASETS[dataset][2]} |")
     return "\n".join(lines)
@@ -183,7 +186,7 @@ class Results:
         self.write()
 
     def write(self) -> str:
-        markdown = table(self.results)
+        markdown = table(self.results, self.seeds)
         seconds = time.perf_counter() - self.started
         output = {"seconds": seconds, "seeds": self.seeds, "results": self.results, "table": markdown}
         self.out.parent.mkdir(parents=True, exist_ok=True)

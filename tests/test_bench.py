@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.accuracy import DATASETS, MODELS, NO_CONFIG, budgeted, job_flags
+from bench.accuracy import DATASETS, MODELS, NO_CONFIG, budgeted, job_flags, summarize, table
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DATASETS = ROOT / "tests" / "data" / "datasets"
@@ -23,6 +23,14 @@ def test_only_fixed_epoch_configs_get_the_dataset_epoch_flags():
     assert epochs and all(flag not in job_flags("covertype", "TabM") for flag in epochs)
     assert all(flag in job_flags("covertype", "MLP-PLR") for flag in epochs)
     assert "--data.test_fraction=0.2" in job_flags("covertype", "FT-Transformer")
+
+
+def test_table_says_when_a_cell_has_fewer_seeds():
+    row = {"XGBoost": summarize([0.8]), "MLP": summarize([0.7, 0.72, 0.71]), "TabM": summarize([0.75], [90.0])}
+    line = table({"titanic": row}, seeds=3).splitlines()[2]
+    cells = dict(zip(["dataset", "XGBoost", "XGBoost tuned", "no config", "MLP", "TabM"], line.split(" | ")))
+    assert cells["XGBoost"] == "0.8000 ± 0.0000" and cells["no config"] == "—"
+    assert cells["MLP"] == "0.7100 ± 0.0100" and cells["TabM"] == "0.7500 ± 0.0000 (90 s) [1 of 3 seeds]"
 
 
 def test_parallel_jobs_write_every_fit(tmp_path):
