@@ -22,7 +22,7 @@ def test_epoch_budget_bounds():
     assert budget.PATIENCE == 16
 
 
-def test_fit_without_max_epochs_stops_early_and_says_why(table_files, tmp_path, capsys):
+def test_fit_without_max_epochs_stops_early_and_says_why(table_files, tmp_path, capsys, recwarn):
     overfits = ["--model.hidden_dims=[128, 128]", "--model.optimizer={name: AdamW, lr: 0.01}"]  # stops soon
     main(["fit", f"--data.train_path={table_files['train']}", "--trainer.enable_progress_bar=false", *overfits,
           f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
@@ -30,6 +30,9 @@ def test_fit_without_max_epochs_stops_early_and_says_why(table_files, tmp_path, 
     assert metrics["stop_reason"] == "early stopping: val_loss did not improve for 16 epochs"
     assert metrics["epochs"] == metrics["best_epoch"] + 1 + budget.PATIENCE  # then the best checkpoint is evaluated
     assert "stopped: early stopping: val_loss did not improve for 16 epochs" in capsys.readouterr().out
+    # validating the checkpoint needs no EarlyStopping: Lightning's advice to provide it is not shown
+    main(["validate", f"--ckpt_path={metrics['best_checkpoint']}", "--trainer.enable_progress_bar=false"])
+    assert not [w for w in recwarn if "callbacks used to create the checkpoint" in str(w.message)]
 
 
 def test_fit_with_max_epochs_trains_exactly_that_many(table_files, tmp_path):

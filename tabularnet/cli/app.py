@@ -11,6 +11,7 @@ import re
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -109,6 +110,8 @@ class TabularCLI(NoCheckpointHyperparametersMixin, LightningCLI):
     def instantiate_trainer(self, **kwargs):
         trainer_config = self._section(self.config_init).get("trainer") or {}
         root = trainer_config.get("default_root_dir") or os.getcwd()
+        if self.subcommand != "fit":  # evaluating a checkpoint needs none of its training callbacks' states
+            warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint need to be provided")
         if self.subcommand == "predict":
             kwargs["logger"] = False  # prediction logs nothing: no empty lightning_logs/version_N folders
             self.save_config_callback = None  # ... and leaves no config.yaml behind
