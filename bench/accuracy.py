@@ -18,9 +18,9 @@ kept, at most ~20,000 steps. Their time is shown beside their accuracy. The hand
 distilled) keep their fixed epochs (30 on covertype, 60 on letter, the config's elsewhere).
 
 ``--jobs N`` runs N fits at once, each in its own process (a GPU machine: all share the GPU), the slow models' fits
-first in the order of ``--datasets`` (put the large tables first); the results file is
-rewritten after every fit, so a run stopped part-way keeps what it measured. ``--flags`` adds `tabularnet fit`
-flags to every fit (``--data.device_resident=true`` on a GPU). Each result records the device it ran on.
+first in the order of ``--datasets`` (put the large tables first); the results file is rewritten after every fit,
+so a run stopped part-way keeps what it measured. ``--flags=FLAG`` (repeatable) adds a `tabularnet fit` flag to every
+fit (``--flags=--data.device_resident=true`` on a GPU). Each result records the device it ran on.
 
 Writes bench/results/accuracy.json and prints a markdown table (mean ± std test accuracy over the seeds).
 """
@@ -194,7 +194,7 @@ class Results:
         return markdown
 
 
-def main_bench() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -206,9 +206,17 @@ def main_bench() -> None:
         "--jobs", type=int, default=1, help="fits at once, each in its own process (a GPU machine: several)"
     )
     parser.add_argument(
-        "--flags", nargs="*", default=[], help="`tabularnet fit` flags for every fit, e.g. --data.device_resident=true"
+        "--flags",
+        nargs="*",
+        action="extend",
+        default=[],
+        help="`tabularnet fit` flags for every fit, one per --flags=...: --flags=--data.device_resident=true",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main_bench() -> None:
+    args = parse_args()
     results = Results(Path(args.out), args.merge, args.seeds)
     if not args.no_xgboost:
         for dataset in args.datasets:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.accuracy import DATASETS, MODELS, NO_CONFIG, budgeted, job_flags, summarize, table
+from bench.accuracy import DATASETS, MODELS, NO_CONFIG, budgeted, job_flags, parse_args, summarize, table
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DATASETS = ROOT / "tests" / "data" / "datasets"
@@ -31,6 +31,11 @@ def test_table_says_when_a_cell_has_fewer_seeds():
     cells = dict(zip(["dataset", "XGBoost", "XGBoost tuned", "no config", "MLP", "TabM"], line.split(" | ")))
     assert cells["XGBoost"] == "0.8000 ± 0.0000" and cells["no config"] == "—"
     assert cells["MLP"] == "0.7100 ± 0.0100" and cells["TabM"] == "0.7500 ± 0.0000 (90 s) [1 of 3 seeds]"
+
+
+def test_flags_repeat_and_each_reaches_the_fits():
+    args = parse_args(["--flags=--model.init_args.optimizer.lr=3e-3", "--flags=--model.init_args.dropout=0.1"])
+    assert args.flags == ["--model.init_args.optimizer.lr=3e-3", "--model.init_args.dropout=0.1"]
 
 
 def test_parallel_jobs_write_every_fit(tmp_path):
