@@ -153,12 +153,18 @@ def table(results: dict, seeds: int = 3) -> str:
     return "\n".join(lines)
 
 
+RUN_KEYS = ("seconds", "seeds", "results", "table")  # what a run writes; a merge keeps the file's other keys
+
+
 class Results:
     """The results file, rewritten after every fit: a run stopped part-way keeps what it measured."""
 
     def __init__(self, out: Path, merge: bool, seeds: int) -> None:
         self.out, self.seeds, self.started = out, seeds, time.perf_counter()
-        self.results = json.loads(out.read_text())["results"] if merge and out.is_file() else {}
+        earlier = json.loads(out.read_text()) if merge and out.is_file() else {}
+        self.results = earlier.get("results", {})
+        # the file's other sections (earlier studies, partial runs) stay as they were
+        self.kept = {key: value for key, value in earlier.items() if key not in RUN_KEYS}
         self.fits: dict[tuple[str, str], dict[int, dict]] = {}
 
     def add_fit(self, dataset: str, name: str, seed: int, fit: dict) -> None:
@@ -188,7 +194,7 @@ class Results:
     def write(self) -> str:
         markdown = table(self.results, self.seeds)
         seconds = time.perf_counter() - self.started
-        output = {"seconds": seconds, "seeds": self.seeds, "results": self.results, "table": markdown}
+        output = {"seconds": seconds, "seeds": self.seeds, "results": self.results, "table": markdown, **self.kept}
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(json.dumps(output, indent=2) + "\n")
         return markdown

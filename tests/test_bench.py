@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.accuracy import DATASETS, MODELS, NO_CONFIG, budgeted, job_flags, parse_args, summarize, table
+from bench.accuracy import DATASETS, MODELS, NO_CONFIG, Results, budgeted, job_flags, parse_args, summarize, table
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DATASETS = ROOT / "tests" / "data" / "datasets"
@@ -36,6 +36,19 @@ def test_table_says_when_a_cell_has_fewer_seeds():
 def test_flags_repeat_and_each_reaches_the_fits():
     args = parse_args(["--flags=--model.init_args.optimizer.lr=3e-3", "--flags=--model.init_args.dropout=0.1"])
     assert args.flags == ["--model.init_args.optimizer.lr=3e-3", "--model.init_args.dropout=0.1"]
+
+
+def test_merge_keeps_the_files_other_results(tmp_path):
+    out = tmp_path / "accuracy.json"
+    earlier = {"XGBoost": summarize([0.8]), "MLP": summarize([0.7])}
+    out.write_text(json.dumps({"seconds": 1.0, "seeds": 3, "results": {"titanic": earlier}, "partial_runs": {"a": 1}}))
+    fit = {"metrics": {"val_acc": 0.74, "test_acc": 0.75}, "seconds": 9.0, "device": "cpu"}
+    Results(out, merge=True, seeds=3).add_fit("titanic", "TabM", 0, fit)
+    written = json.loads(out.read_text())
+    assert written["partial_runs"] == {"a": 1}
+    assert set(written["results"]["titanic"]) == {"XGBoost", "MLP", "TabM"}
+    Results(out, merge=False, seeds=3).add_fit("titanic", "TabM", 0, fit)  # a fresh run starts a fresh file
+    assert "partial_runs" not in json.loads(out.read_text())
 
 
 def test_parallel_jobs_write_every_fit(tmp_path):
