@@ -2,9 +2,7 @@
 # The GPU batch behind the GPU figures of README's accuracy tables: on one CUDA machine, in parallel, within a
 # deadline:
 #   - bench/accuracy.py: TabM and the FT-Transformer (adaptive budget) on the nine classification datasets, 3 seeds;
-#     the MLP (same budget) on covertype and higgs, for TabM's comparison on one device; TabM with TabM's recipe
-#     (lr 2e-3, dropout 0.1, weight decay 3e-4) on covertype, 3 seeds (one seed on CPU: level with the MLP at 1.5x
-#     the steps, README "TabM vs the MLP");
+#     the MLP (same budget) on covertype and higgs, for TabM's comparison on one device;
 #   - `tabularnet tune` on covertype (configs/covertype/tune_mlp_plr.yaml) with the MLP and the TabM search spaces,
 #     several workers per study sharing its SQLite file;
 #   - bench/tuned.py: each study's best trial (by validation) scored on the test split.
@@ -43,9 +41,6 @@ launch bench-slow.log $py bench/accuracy.py --no-xgboost --models TabM FT-Transf
   --out "$out/accuracy-gpu.json"
 launch bench-mlp.log $py bench/accuracy.py --no-xgboost --models MLP --seeds 3 --jobs 2 "$resident" \
   --datasets covertype higgs --out "$out/accuracy-gpu-mlp.json"
-launch bench-tabm-recipe.log $py bench/accuracy.py --no-xgboost --models TabM --seeds 3 --jobs 3 "$resident" \
-  --flags=--model.init_args.optimizer.lr=2e-3 --flags=--model.init_args.dropout=0.1 \
-  --flags=--model.init_args.weight_decay=3e-4 --datasets covertype --out "$out/accuracy-gpu-tabm-recipe.json"
 base=$out/tune_base.yaml
 $py - "$base" <<'EOF'
 import sys, yaml
@@ -77,5 +72,5 @@ for space in mlp tabm; do
   $py bench/tuned.py "$out/tune-$space" >> "$out/tuned.jsonl" 2> "$out/tuned-$space.log" || tail -5 "$out/tuned-$space.log"
 done
 cat "$out/tuned.jsonl" 2>/dev/null
-tail -n 3 "$out/bench-slow.log" "$out/bench-mlp.log" "$out/bench-tabm-recipe.log"
+tail -n 3 "$out/bench-slow.log" "$out/bench-mlp.log"
 echo "done after $(( $(date +%s) - start )) s"
