@@ -64,6 +64,7 @@ MODELS = {  # name -> config under configs/bench (None: no config)
     NO_CONFIG: None,
     "MLP": "mlp.yaml",
     "TabM": "tabm.yaml",
+    "TabM-PLE": "tabm_ple.yaml",
     "MLP-PLR": "mlp_plr.yaml",
     "MLP-PLE": "mlp_ple.yaml",
     "FT-Transformer": "ft_transformer.yaml",
@@ -76,7 +77,7 @@ MODEL_FLAGS = {
     ("adult", "MLP-PLR distilled"): ["--model.init_args.frequency_scale=20"],
 }
 TEACHER = "MLP-PLR distilled"  # the run whose metrics.json carries the teacher's figures
-SLOW_MODELS = ("FT-Transformer", "TabM")  # with --jobs, their fits start first, in the order of --datasets
+SLOW_MODELS = ("FT-Transformer", "TabM", "TabM-PLE")  # with --jobs, their fits start first, in the order of --datasets
 
 
 @functools.cache  # read once per model: the table asks for every cell after every fit

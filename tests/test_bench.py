@@ -15,7 +15,7 @@ TINY_DATASETS = ROOT / "tests" / "data" / "datasets"
 
 def test_budgeted_models_are_those_without_fixed_epochs():
     assert budgeted(NO_CONFIG)
-    assert {name for name in MODELS if budgeted(name)} == {NO_CONFIG, "MLP", "TabM", "FT-Transformer"}
+    assert {name for name in MODELS if budgeted(name)} == {NO_CONFIG, "MLP", "TabM", "TabM-PLE", "FT-Transformer"}
 
 
 def test_only_fixed_epoch_configs_get_the_dataset_epoch_flags():
